@@ -1,0 +1,63 @@
+import { describe, expect, test } from 'vitest';
+import { isEngineError } from './errors.ts';
+import { ENV_HELP, ENV_SCHEMA, demoSymbols, loadConfig } from './config.ts';
+
+function configError(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(isEngineError(err, 'ENGINE_ERR_CONFIG')).toBe(true);
+    return (err as Error).message;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('engine config', () => {
+  test('embedded defaults: demo market on 8877 under ./data', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8877);
+    expect(c.demo).toBe(true);
+    expect(c.symbols).toEqual(demoSymbols());
+    expect(demoSymbols(Date.UTC(2025, 10, 1) * 1000)).toEqual(['NQZ25', 'MNQZ25', 'MESZ25']);
+    expect(demoSymbols(Date.UTC(2025, 11, 15) * 1000)).toEqual(['NQH26', 'MNQH26', 'MESH26']);
+    expect(c.dataDir.endsWith('/data')).toBe(true);
+    expect(c.host).toBe('127.0.0.1');
+  });
+
+  test('values from the environment, overrides win', () => {
+    const c = loadConfig({ TICKPIPE_PORT: '9000', TICKPIPE_SIERRA_DIR: '/mnt/c/SierraChart/Data', TICKPIPE_SYMBOLS: 'mnqz25, esz25', TICKPIPE_PRICE_MULTIPLIERS: 'ESZ25=0.01' }, { TICKPIPE_PORT: '9100' });
+    expect(c.port).toBe(9100);
+    expect(c.demo).toBe(false);
+    expect(c.symbols).toEqual(['MNQZ25', 'ESZ25']);
+    expect(c.depthDir).toBe('/mnt/c/SierraChart/Data/MarketDepthData');
+    expect(c.priceMultipliers).toEqual({ ESZ25: 0.01 });
+  });
+
+  test.each([
+    [{ TICKPIPE_PORT: 'http' }, 'TICKPIPE_PORT'],
+    [{ TICKPIPE_PORT: '70000' }, 'TICKPIPE_PORT'],
+    [{ TICKPIPE_PORT: '-1' }, 'TICKPIPE_PORT'],
+    [{ TICKPIPE_POLL_MS: '1' }, 'TICKPIPE_POLL_MS'],
+    [{ TICKPIPE_RING_SLOTS: '1000' }, 'TICKPIPE_RING_SLOTS'],
+    [{ TICKPIPE_DEMO: 'maybe' }, 'TICKPIPE_DEMO'],
+    [{ TICKPIPE_PRICE_MULTIPLIERS: 'ES=abc' }, 'TICKPIPE_PRICE_MULTIPLIERS'],
+    [{ TICKPIPE_PRICE_MULTIPLIERS: 'ES=-1' }, 'TICKPIPE_PRICE_MULTIPLIERS'],
+    [{ TICKPIPE_SYMBOLS: 'MNQ Z25' }, 'TICKPIPE_SYMBOLS'],
+    [{ TICKPIPE_SYMBOLS: ' , ' }, 'TICKPIPE_SYMBOLS'],
+    [{ TICKPIPE_DEMO_RATE: '0' }, 'TICKPIPE_DEMO_RATE'],
+    [{ TICKPIPE_DEMO: '0' }, 'TICKPIPE_SIERRA_DIR'],
+    [{ TICKPIPE_SIERRA_DIR: '/x' }, 'TICKPIPE_SYMBOLS'],
+  ])('bad value %o is a coded error naming %s', (env, name) => {
+    expect(configError(env)).toContain(name);
+  });
+
+  test('several problems are reported together', () => {
+    const msg = configError({ TICKPIPE_PORT: 'x', TICKPIPE_POLL_MS: 'y' });
+    expect(msg).toContain('TICKPIPE_PORT');
+    expect(msg).toContain('TICKPIPE_POLL_MS');
+  });
+
+  test('every variable has help text', () => {
+    expect(Object.keys(ENV_HELP).sort()).toEqual(Object.keys(ENV_SCHEMA.shape).sort());
+  });
+});

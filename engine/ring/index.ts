@@ -1,0 +1,3 @@
+export * from './layout.ts';
+export * from './ring.ts';
+export { parkAsync, parkSync, wakeParked, type ParkResult } from './park.ts';

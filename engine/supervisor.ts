@@ -1,0 +1,214 @@
+/**
+ * Supervisor: starts worker stages, restarts the ones that die, and shuts the pipeline down in order.
+ *
+ * Shutdown (`close`) is graceful and bounded: stages are closed in pipeline order (sources first). For
+ * each stage the supervisor sets its output rings to DRAINING (producers stop producing and publish what
+ * they claimed), waits for the stage's STOPPED message or exit (terminating it after a timeout), then sets
+ * the rings to STOPPED: their consumers drain what is left and stop once empty. Both are idempotent. A stage that dies while running is restarted with exponential back-off up to its limit;
+ * because rings and progress tables live in the supervisor's SharedArrayBuffers, a restarted worker
+ * resumes exactly where the dead one stopped.
+ */
+import { EventEmitter } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import { fromWire, engineError, type EngineError } from './errors.ts';
+import { RingState } from './ring/layout.ts';
+import { setRingState } from './ring/ring.ts';
+import { spawnWorker } from './worker-host.ts';
+import { isWorkerMessage, type WorkerMessage } from '../workers/protocol.ts';
+
+export interface StageSpec {
+  name: string;
+  entry: URL;
+  /** workerData (SharedArrayBuffers and plain values). */
+  data: object;
+  /** Rings this stage produces into: set to DRAINING when the stage is closed. */
+  outputs?: SharedArrayBuffer[];
+  /** Restarts allowed after unexpected exits (default 5), with back-off from `backoffMs` (default 200). */
+  maxRestarts?: number;
+  backoffMs?: number;
+  /** How long to wait for READY (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+export type StageState = 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed';
+
+export interface StageStatus {
+  name: string;
+  state: StageState;
+  restarts: number;
+  startedAt: number;
+  lastError: string | null;
+  lastStats: Record<string, number>;
+  sourceErrors: number;
+}
+
+interface Stage {
+  spec: StageSpec;
+  worker: Worker | null;
+  status: StageStatus;
+  stopped: Promise<void> | null;
+  resolveStopped: (() => void) | null;
+}
+
+export class Supervisor extends EventEmitter {
+  readonly #stages: Stage[] = [];
+  #closing: Promise<void> | null = null;
+
+  add(spec: StageSpec): void {
+    if (this.#stages.some((s) => s.spec.name === spec.name)) throw engineError('ENGINE_ERR_INVALID_ARG', `stage ${spec.name} already exists`);
+    this.#stages.push({
+      spec, worker: null, stopped: null, resolveStopped: null,
+      status: { name: spec.name, state: 'starting', restarts: 0, startedAt: 0, lastError: null, lastStats: {}, sourceErrors: 0 },
+    });
+  }
+
+  /** Start every stage (in the order added) and wait until each has said READY. */
+  async start(): Promise<void> {
+    for (const st of this.#stages) await this.#spawn(st);
+  }
+
+  status(): StageStatus[] {
+    return this.#stages.map((s) => ({ ...s.status, lastStats: { ...s.status.lastStats } }));
+  }
+
+  worker(name: string): Worker | null {
+    return this.#stages.find((s) => s.spec.name === name)?.worker ?? null;
+  }
+
+  /** Terminate a stage's worker as if it had crashed (tests, and the admin "restart source" action). */
+  async kill(name: string): Promise<void> {
+    const st = this.#stages.find((s) => s.spec.name === name);
+    if (!st?.worker) throw engineError('ENGINE_ERR_INVALID_ARG', `no running stage ${name}`);
+    await st.worker.terminate();
+  }
+
+  #spawn(st: Stage): Promise<void> {
+    const { spec } = st;
+    st.status.state = st.status.restarts > 0 ? 'restarting' : 'starting';
+    st.status.startedAt = Date.now();
+    const w = spawnWorker(spec.entry, spec.data, { name: spec.name });
+    st.worker = w;
+    st.stopped = new Promise<void>((resolve) => { st.resolveStopped = resolve; });
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      const timer = setTimeout(() => {
+        if (!ready) reject(engineError('ENGINE_ERR_TIMEOUT', `stage ${spec.name} did not become ready in ${spec.readyTimeoutMs ?? 30_000} ms`));
+      }, spec.readyTimeoutMs ?? 30_000);
+      timer.unref();
+      w.on('message', (m: unknown) => {
+        if (!isWorkerMessage(m)) { this.emit('warning', engineError('ENGINE_ERR_INTERNAL', `stage ${spec.name} sent a malformed message`)); return; }
+        this.#onMessage(st, m);
+        if (m.code === 'READY' && !ready) { ready = true; clearTimeout(timer); resolve(); }
+      });
+      w.on('error', (err) => {
+        st.status.lastError = err.message;
+        this.emit('stage-error', spec.name, err);
+        if (!ready) { clearTimeout(timer); reject(err); }
+      });
+      w.on('exit', (code) => {
+        st.worker = null;
+        st.resolveStopped?.();
+        const expected = st.status.state === 'stopping' || st.status.state === 'stopped' || this.#closing !== null;
+        if (expected) { st.status.state = 'stopped'; this.emit('stage-exit', spec.name, code); return; }
+        if (!ready) { clearTimeout(timer); reject(engineError('ENGINE_ERR_WORKER', `stage ${spec.name} exited with code ${code} before it was ready`)); return; }
+        this.#restartLater(st, code);
+      });
+    });
+  }
+
+  #restartLater(st: Stage, code: number): void {
+    const { spec } = st;
+    const max = spec.maxRestarts ?? 5;
+    if (st.status.restarts >= max) {
+      st.status.state = 'failed';
+      this.emit('stage-failed', spec.name, st.status.lastError ?? `exit code ${code}`);
+      return;
+    }
+    st.status.state = 'restarting';
+    const delay = (spec.backoffMs ?? 200) * 2 ** st.status.restarts;
+    st.status.restarts++;
+    const t = setTimeout(() => {
+      if (this.#closing) { st.status.state = 'stopped'; return; }
+      this.#spawn(st).then(
+        () => this.emit('stage-restarted', spec.name, st.status.restarts),
+        (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
+      );
+    }, delay);
+    t.unref();
+  }
+
+  #onMessage(st: Stage, m: WorkerMessage): void {
+    switch (m.code) {
+      case 'READY':
+        st.status.state = 'running';
+        break;
+      case 'STATS':
+        st.status.lastStats = m.stats;
+        break;
+      case 'STOPPED':
+        st.status.lastStats = m.stats;
+        st.status.state = 'stopped';
+        break;
+      case 'SOURCE_ERROR': {
+        st.status.sourceErrors++;
+        const err: EngineError = fromWire(m.error);
+        st.status.lastError = `${err.code}: ${err.message}`;
+        this.emit('source-error', m.name, err);
+        break;
+      }
+      case 'WARN':
+        this.emit('warning', engineError('ENGINE_ERR', `${m.name}: ${m.message}`, m.detail ?? {}));
+        break;
+      case 'FATAL': {
+        const err = fromWire(m.error);
+        st.status.lastError = `${err.code}: ${err.message}`;
+        this.emit('stage-error', m.name, err);
+        break;
+      }
+      default: {
+        const never: never = m;
+        this.emit('warning', engineError('ENGINE_ERR_INTERNAL', `unknown worker message ${JSON.stringify(never)}`));
+      }
+    }
+  }
+
+  /** Graceful, ordered, bounded shutdown; idempotent. */
+  close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#closing = (async () => {
+      for (const st of this.#stages) {
+        if (!st.worker) {
+          // No producer left: say so, or consumers of its rings would wait for a STOPPED that never comes.
+          for (const ring of st.spec.outputs ?? []) setRingState(ring, RingState.STOPPED);
+          st.status.state = st.status.state === 'failed' ? 'failed' : 'stopped';
+          continue;
+        }
+        st.status.state = 'stopping';
+        for (const ring of st.spec.outputs ?? []) setRingState(ring, RingState.DRAINING);
+        // Stages without rings (demo market, pools) stop on a message; ring stages ignore it.
+        st.worker.postMessage({ code: 'STOP' });
+        const done = st.stopped ?? Promise.resolve();
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = await Promise.race([
+          done.then(() => false),
+          new Promise<boolean>((r) => { timer = setTimeout(() => r(true), timeoutMs); }),
+        ]);
+        clearTimeout(timer);
+        if (timedOut && st.worker) {
+          st.status.lastError = `did not stop within ${timeoutMs} ms; terminated`;
+          await st.worker.terminate();
+        }
+        for (const ring of st.spec.outputs ?? []) setRingState(ring, RingState.STOPPED);
+        st.status.state = 'stopped';
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** Terminate every worker now. */
+  async destroy(): Promise<void> {
+    this.#closing ??= Promise.resolve();
+    await Promise.all(this.#stages.map(async (st) => { if (st.worker) await st.worker.terminate(); st.status.state = 'stopped'; }));
+  }
+}
