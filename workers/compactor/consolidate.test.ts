@@ -77,7 +77,7 @@ describe('consolidateDay', () => {
     const dayRows = await rows(`SELECT * FROM read_parquet('${res.ticks.path}', hive_partitioning = false)`);
     expect(dayRows).toEqual(hourRows);
     const cols = await rows(`DESCRIBE SELECT * FROM read_parquet('${res.ticks.path}', hive_partitioning = false)`);
-    expect(cols.map((r) => r[0])).toEqual(['ts', 'ts_ms', 'price', 'size', 'bid', 'ask', 'side', 'source', 'seq', 'flags']);
+    expect(cols.map((r) => r[0])).toEqual(['ts', 'ts_ms', 'price', 'size', 'bid', 'ask', 'side', 'source', 'seq', 'flags', 'src_index']);
     expect(await rows(`SELECT DISTINCT compression FROM parquet_metadata('${res.ticks.path}')`)).toEqual([['ZSTD']]);
 
     // readers: the glob and the resolver both see every row once

@@ -55,7 +55,7 @@ export interface ScanJob {
 /** Column order of `tickpipe_scan()`. */
 const SCAN_COLUMNS = [
   ['ts', TIMESTAMPTZ], ['price', DOUBLE], ['bid', DOUBLE], ['ask', DOUBLE], ['size', UINTEGER], ['flags', UINTEGER],
-  ['seq', UINTEGER], ['source_id', UTINYINT],
+  ['seq', UINTEGER], ['source_id', UTINYINT], ['src_index', UINTEGER],
 ] as const;
 
 /** Mutable state of the current scan (callbacks are serialised on the JS thread). */
@@ -64,7 +64,8 @@ class ScanState {
   next = 0;
   readonly tsWords = new Uint32Array(CHUNK_ROWS * 2);
   readonly scratch: Uint8Array<ArrayBuffer> = new Uint8Array(CHUNK_ROWS * 8);
-  readonly zeros = new Uint8Array(CHUNK_ROWS);
+  /** Zeros for an absent optional column (u8 source ids or u32 source indexes). */
+  readonly zeros = new Uint8Array(CHUNK_ROWS * 4);
 }
 
 /** memcpy `n` elements of `arr` from `start` into column `col` of `chunk`. */
@@ -110,6 +111,8 @@ function fillScanChunk(st: ScanState, out: DuckDBDataChunk): number {
   copyColumn(out, 6, c.seq, start, n, st.scratch);
   if (c.sourceId !== undefined) copyColumn(out, 7, c.sourceId, start, n, st.scratch);
   else copyColumn(out, 7, st.zeros, 0, n, st.scratch);
+  if (c.srcIndex !== undefined) copyColumn(out, 8, c.srcIndex, start, n, st.scratch);
+  else copyColumn(out, 8, st.zeros, 0, n * 4, st.scratch);
   st.next = start + n;
   return n;
 }

@@ -72,6 +72,11 @@ export interface TickColumns {
   seq: Uint32Array;
   /** Optional per-row index into the `source` names; without it every row has source name 0. */
   sourceId?: Uint8Array;
+  /**
+   * Optional record index in the source (TRADE_SRC_INDEX: the `.scid` record index for Sierra files), kept
+   * in the `src_index` column so spot checks can re-read the source record; without it `src_index` is NULL.
+   */
+  srcIndex?: Uint32Array;
 }
 
 const TWO16 = 65_536;
@@ -93,6 +98,7 @@ export function checkColumns(columns: TickColumns, count: number): void {
     ['seq', columns.seq, Uint32Array],
   ];
   if (columns.sourceId !== undefined) need.push(['sourceId', columns.sourceId, Uint8Array]);
+  if (columns.srcIndex !== undefined) need.push(['srcIndex', columns.srcIndex, Uint32Array]);
   for (const [name, arr, ctor] of need) {
     if (!(arr instanceof ctor)) invalid(`column ${name} must be a ${ctor.name}`, { column: name });
     if ((arr as { length: number }).length < count) invalid(`column ${name} has ${(arr as { length: number }).length} elements, fewer than count ${count}`, { column: name, count });

@@ -148,7 +148,7 @@ describe('writeHourParquet', () => {
     const desc = await rows(`DESCRIBE SELECT * FROM read_parquet('${res.path}', hive_partitioning = false)`);
     expect(desc.map((r) => [r[0], r[1]])).toEqual([
       ['ts', 'TIMESTAMP WITH TIME ZONE'], ['ts_ms', 'BIGINT'], ['price', 'DOUBLE'], ['size', 'UINTEGER'], ['bid', 'DOUBLE'],
-      ['ask', 'DOUBLE'], ['side', 'VARCHAR'], ['source', 'VARCHAR'], ['seq', 'UINTEGER'], ['flags', 'UINTEGER'],
+      ['ask', 'DOUBLE'], ['side', 'VARCHAR'], ['source', 'VARCHAR'], ['seq', 'UINTEGER'], ['flags', 'UINTEGER'], ['src_index', 'UINTEGER'],
     ]);
     expect(desc.map((r) => r[0])).toEqual([...TICK_COLUMN_NAMES]);
     const schema = await rows(`SELECT name, type, logical_type FROM parquet_schema('${res.path}') WHERE name = 'ts'`);

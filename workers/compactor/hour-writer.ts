@@ -94,16 +94,17 @@ export function sourceSql(source: string | readonly string[], withIds: boolean):
 
 /**
  * The projection from the scan columns (ts TIMESTAMPTZ, price, bid, ask DOUBLE, size, flags, seq UINTEGER,
- * source_id UTINYINT) to the tick file's columns (layout.ts). `from` is `tickpipe_scan()` here; the bench
+ * source_id UTINYINT, src_index UINTEGER) to the tick file's columns (layout.ts); `src_index` is NULL unless
+ * `withSrcIndex` (the caller gave `columns.srcIndex`). `from` is `tickpipe_scan()` here; the bench
  * baseline applies it to a staging table.
  */
-export function tickSelectSql(source: string, from = 'tickpipe_scan()'): string {
+export function tickSelectSql(source: string, from = 'tickpipe_scan()', withSrcIndex = false): string {
   const buy = TradeFlag.SIDE_BUY;
   const sell = TradeFlag.SIDE_SELL;
   return `SELECT ts, epoch_ms(ts) AS ts_ms, CASE WHEN isnan(price) THEN NULL ELSE price END AS price, size, ` +
     `CASE WHEN isnan(bid) THEN NULL ELSE bid END AS bid, CASE WHEN isnan(ask) THEN NULL ELSE ask END AS ask, ` +
     `CASE flags & ${SIDE_MASK} WHEN ${buy} THEN 'B' WHEN ${sell} THEN 'S' ELSE '' END AS side, ` +
-    `${source} AS source, seq, flags FROM ${from}`;
+    `${source} AS source, seq, flags, ${withSrcIndex ? 'src_index' : 'NULL::UINTEGER AS src_index'} FROM ${from}`;
 }
 
 /** Figures of a Parquet file read back by DuckDB (`select` is TICK_FIGURES_SELECT or BAR_FIGURES_SELECT). */
@@ -177,7 +178,7 @@ export async function writeHourParquet(opts: WriteHourOptions): Promise<HourWrit
       await hooks?.beforeCopy?.(tmp);
       // Unsorted input: sort the raw scan columns (45 B/row) before the projection adds its strings.
       const from = scan.sorted ? 'tickpipe_scan()' : '(SELECT * FROM tickpipe_scan() ORDER BY ts, seq)';
-      const sql = `COPY (${tickSelectSql(srcSql, from)}) TO ${sqlString(tmp)} (${PARQUET_COPY_OPTIONS})`;
+      const sql = `COPY (${tickSelectSql(srcSql, from, columns.srcIndex !== undefined)}) TO ${sqlString(tmp)} (${PARQUET_COPY_OPTIONS})`;
       try {
         // Sorted input: one scanning thread keeps file order = input order, and DuckDB holds no copy.
         await db.runWithScan(conn, { columns, count, maxThreads: scan.sorted ? 1 : db.threads }, sql);

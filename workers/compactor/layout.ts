@@ -29,6 +29,10 @@
  * | source  | VARCHAR       | BYTE_ARRAY (UTF8), dictionary             | source name (e.g. 'sierra', 'dxlink') |
  * | seq     | UINTEGER      | INT32 (UINT_32)                           | per-source, per-symbol sequence from ingest |
  * | flags   | UINTEGER      | INT32 (UINT_32)                           | `TradeFlag` bits of schemas/records.ts (sub-trades, validator verdicts) |
+ * | src_index | UINTEGER    | INT32 (UINT_32)                           | record index in the source (the `.scid` record for Sierra files; spot checks re-read it); NULL when unknown |
+ *
+ * `src_index` was added after the first ten columns: files written before it lack the column. Readers that
+ * mix both read with `union_by_name = true` (DuckDB) or select the first ten columns; consolidation does.
  *
  * Why TIMESTAMPTZ: DuckDB writes it as a Parquet TIMESTAMP with `isAdjustedToUTC=true`, which pyarrow /
  * pandas read as `datetime64[us, UTC]` and polars as `Datetime("us", "UTC")`: UTC-aware, no guessing.
@@ -70,7 +74,7 @@ export const MICROS_PER_MINUTE = 60_000_000;
 /** Retention: partitions older than this many days are purged. */
 export const RETENTION_DAYS_DEFAULT = 365;
 
-export const TICK_COLUMN_NAMES = ['ts', 'ts_ms', 'price', 'size', 'bid', 'ask', 'side', 'source', 'seq', 'flags'] as const;
+export const TICK_COLUMN_NAMES = ['ts', 'ts_ms', 'price', 'size', 'bid', 'ask', 'side', 'source', 'seq', 'flags', 'src_index'] as const;
 export const BAR_COLUMN_NAMES = [
   'ts', 'ts_ms', 'open', 'high', 'low', 'close', 'volume', 'trades', 'buy_volume', 'sell_volume', 'vwap',
 ] as const;
@@ -181,6 +185,7 @@ export const PARQUET_COPY_OPTIONS = `FORMAT parquet, COMPRESSION zstd, PARQUET_V
  * `symbol`/`date` directory keys as columns (and a day file copied from hour files would carry them).
  */
 export function readParquetSql(paths: string | readonly string[]): string {
-  const list = typeof paths === 'string' ? sqlString(paths) : `[${paths.map(sqlString).join(', ')}]`;
-  return `read_parquet(${list}, hive_partitioning = false)`;
+  if (typeof paths === 'string') return `read_parquet(${sqlString(paths)}, hive_partitioning = false)`;
+  // union_by_name: files written before a column was added (src_index) read as NULL in that column.
+  return `read_parquet([${paths.map(sqlString).join(', ')}], hive_partitioning = false, union_by_name = true)`;
 }
