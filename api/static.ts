@@ -131,8 +131,9 @@ function serve(a: StaticAsset, isPage: boolean, withBody: boolean) {
         .writeHeader('x-content-type-options', 'nosniff');
       if (gzipOk) res.writeHeader('content-encoding', 'gzip');
       if (isPage) res.writeHeader('content-security-policy', PAGE_CSP).writeHeader('referrer-policy', 'no-referrer');
+      // uws-pack 20.0.8: endWithoutBody(n) with an argument aborts the process; write the length ourselves.
       if (withBody) res.end(body);
-      else res.endWithoutBody(body.length);
+      else res.writeHeader('content-length', String(body.length)).endWithoutBody();
     });
   };
 }
