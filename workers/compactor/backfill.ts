@@ -1,0 +1,398 @@
+/**
+ * Backfill of one Sierra Chart `.scid` file straight to Parquet, through the same Validator as live data
+ * (engine/validate/validator.ts). Runs in a compactor pool thread (tasks.ts, `tickpipe backfill`) or
+ * in-thread (bench/backfill.bench.ts, with `onKept` feeding a hot window).
+ *
+ * Steps:
+ *  1. The range [start, end) is widened to whole UTC hours (a partial hour would overwrite a complete
+ *     hour file). The first record at or after `start` is found by binary search on the record times
+ *     (Sierra files are in time order; the validator flags what is not).
+ *  2. The file is read in chunks into a ScidDecoder → a private ring (the same decoder as the live
+ *     source: sub-trade flags, legacy times, price multiplier, seq = srcIndex = record index).
+ *  3. Every record goes through `Validator.check`: kept records (with any V_* verdict bits) go to the
+ *     columns of their UTC hour; rejected ones to the hour's quarantine file with the reason name.
+ *     Gap records the validator emits go to the hour's gaps file. A corrupt record (implausible time:
+ *     ENGINE_ERR_SCID_FORMAT naming file and byte offset) is skipped, listed in the file's corrupt list
+ *     and reported as an error; the rest of the file continues (at most MAX_CORRUPT, then the file stops).
+ *  4. An hour is complete once a kept record is newer than its end by more than the reorder window
+ *     (older records would be rejected OUT_OF_ORDER): it is written with writeHourParquet (verified,
+ *     atomic) and then its done marker. The last hour of the file is written but not marked done (the
+ *     file may still grow), so a rerun rewrites it.
+ * Idempotent and resumable: a rerun decodes and validates everything again (cheap, and it keeps the
+ * validator's state identical) but skips hours whose done marker and Parquet file exist; rewriting an
+ * hour replaces its files. Running twice adds no rows.
+ *
+ * Files beside the Parquet (all written to a temp name and renamed):
+ *   <data-dir>/backfill/done/symbol=<SYM>/date=<D>/hour=<HH>.json      done marker (file, rows, checksum)
+ *   <data-dir>/quarantine/backfill/symbol=<SYM>/date=<D>/hour=<HH>.ndjson   rejected ticks, one JSON per line
+ *   <data-dir>/quarantine/backfill/symbol=<SYM>/date=<D>/hour=<HH>.gaps.ndjson  gaps found
+ *   <data-dir>/quarantine/backfill/corrupt/<file name>.ndjson          corrupt records of a file
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
+import { formatIsoMicros } from '../../engine/clock/iso.ts';
+import { engineError, isEngineError, toWire, type WireError } from '../../engine/errors.ts';
+import { createRing, RingReader, RingWriter, type SlotViews } from '../../engine/ring/ring.ts';
+import { rejectReasonName, RejectReason, Validator } from '../../engine/validate/validator.ts';
+import {
+  GAP_END_TS_MICROS_BYTE, GAP_EXPECTED_SEQ_BYTE, GAP_GOT_SEQ_BYTE, GAP_KIND_BYTE, GapKind, RECORD_SLOT_BYTES, RecordKind, SEQ_BYTE,
+  TRADE_ASK_BYTE, TRADE_BID_BYTE, TRADE_FLAGS_BYTE, TRADE_PRICE_BYTE, TRADE_SIZE_BYTE, TRADE_SRC_INDEX_BYTE, TS_MICROS_BYTE,
+} from '../../schemas/records.ts';
+import { readScidHeader, ScidDecoder, scidInt64ToUnixMicros, type ScidHeader } from '../sierra/scid-decoder.ts';
+import { SCID_MAX_HEADER_BYTES, SCID_RECORD_BYTES } from '../sierra/scid-format.ts';
+import type { CompactorDb } from './duck.ts';
+import type { TickColumns } from './figures.ts';
+import { writeHourParquet } from './hour-writer.ts';
+import { DAY_FILE, encodeSymbolSegment, hourFileName, MICROS_PER_HOUR, partitionDir, utcDateHour } from './layout.ts';
+
+/** Corrupt records skipped per file before the file is abandoned. */
+export const MAX_CORRUPT = 1000;
+const CHUNK_BYTES_DEFAULT = 4 << 20;
+const RING_SLOTS = 8192;
+const SYMBOL_ID = 1;
+const SOURCE_ID = 1;
+
+export interface BackfillFileTask {
+  kind: 'backfill-file';
+  dataDir: string;
+  file: string;
+  symbol: string;
+  /** Source name in the Parquet `source` column (default 'sierra'). */
+  sourceName?: string;
+  /** Tick size for the validator (NaN/0: not checked). */
+  tickSize: number;
+  priceMultiplier?: number;
+  /** Unix µs; null = no bound. Widened to whole hours. */
+  startMicros: number | null;
+  endMicros: number | null;
+  /** Validator reorder window, µs (default 500 ms). */
+  reorderWindowMicros?: number;
+  duckdbThreads?: number;
+  chunkBytes?: number;
+  /** Progress messages `{ bytes }` (bytes read since the previous message). */
+  progressPort?: MessagePort;
+}
+
+export interface CorruptRecord { file: string; byteOffset: number; recordIndex: number; message: string }
+
+export interface BackfillFileResult {
+  kind: 'backfill-file';
+  file: string;
+  symbol: string;
+  /** Records decoded inside the range. */
+  records: number;
+  kept: number;
+  rejected: number;
+  /** Hours written this run / skipped because already done. */
+  hoursWritten: number;
+  hoursSkipped: number;
+  rowsWritten: number;
+  gaps: number;
+  corrupt: CorruptRecord[];
+  /** A problem that stopped or spoiled the file (missing, bad header, too many corrupt records, a write failure). */
+  errors: WireError[];
+  counters: Record<string, number>;
+  bytesRead: number;
+}
+
+export interface BackfillHooks {
+  /** Called for every kept TRADE slot (after the validator set its verdict bits). */
+  onKept?: (views: SlotViews, b: number) => void;
+}
+
+/** Growable columns of one hour. */
+class HourAcc {
+  readonly hour: number;
+  n = 0;
+  cols: TickColumns & { srcIndex: Uint32Array };
+  quarantine: string[] = [];
+  gaps: string[] = [];
+  constructor(hour: number, cap = 65_536) {
+    this.hour = hour;
+    this.cols = HourAcc.alloc(cap);
+  }
+  static alloc(cap: number): TickColumns & { srcIndex: Uint32Array } {
+    return {
+      tsMicros: new Float64Array(cap), price: new Float64Array(cap), bid: new Float64Array(cap), ask: new Float64Array(cap),
+      size: new Uint32Array(cap), flags: new Uint32Array(cap), seq: new Uint32Array(cap), srcIndex: new Uint32Array(cap),
+    };
+  }
+  push(v: SlotViews, b: number): void {
+    if (this.n === this.cols.tsMicros.length) {
+      const old = this.cols;
+      const next = HourAcc.alloc(old.tsMicros.length * 2);
+      next.tsMicros.set(old.tsMicros); next.price.set(old.price); next.bid.set(old.bid); next.ask.set(old.ask);
+      next.size.set(old.size); next.flags.set(old.flags); next.seq.set(old.seq); next.srcIndex.set(old.srcIndex);
+      this.cols = next;
+    }
+    const c = this.cols;
+    const i = this.n++;
+    c.tsMicros[i] = v.f64[(b + TS_MICROS_BYTE) >> 3] as number;
+    c.price[i] = v.f64[(b + TRADE_PRICE_BYTE) >> 3] as number;
+    c.bid[i] = v.f64[(b + TRADE_BID_BYTE) >> 3] as number;
+    c.ask[i] = v.f64[(b + TRADE_ASK_BYTE) >> 3] as number;
+    c.size[i] = v.u32[(b + TRADE_SIZE_BYTE) >> 2] as number;
+    c.flags[i] = v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number;
+    c.seq[i] = v.u32[(b + SEQ_BYTE) >> 2] as number;
+    c.srcIndex[i] = v.u32[(b + TRADE_SRC_INDEX_BYTE) >> 2] as number;
+  }
+}
+
+export function doneMarkerPath(dataDir: string, symbol: string, hourStartMicros: number): string {
+  const { date, hour } = utcDateHour(hourStartMicros);
+  return join(dataDir, 'backfill', 'done', `symbol=${encodeSymbolSegment(symbol)}`, `date=${date}`, `hour=${hour}.json`);
+}
+
+export function quarantinePath(dataDir: string, symbol: string, hourStartMicros: number, gaps = false): string {
+  const { date, hour } = utcDateHour(hourStartMicros);
+  return join(dataDir, 'quarantine', 'backfill', `symbol=${encodeSymbolSegment(symbol)}`, `date=${date}`, `hour=${hour}${gaps ? '.gaps' : ''}.ndjson`);
+}
+
+async function existsFile(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+/** Write `text` to `path` atomically (temp + rename); empty text removes the file. */
+async function writeAtomic(path: string, text: string): Promise<void> {
+  if (text.length === 0) {
+    await rm(path, { force: true });
+    return;
+  }
+  const dir = join(path, '..');
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${process.pid}-${Math.floor(Math.random() * 1e9)}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}
+
+function fileError(file: string, err: unknown): Error {
+  if (isEngineError(err)) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+  return engineError('ENGINE_ERR_FILE_IO', `backfill: cannot read ${file} (${code}): ${(err as Error).message}`, { file, errno: code }, err);
+}
+
+/** Unix µs of record `i` (int64 encoding; NaN when the record cannot be read). */
+function recordTime(fd: number, header: ScidHeader, i: number, buf: Uint8Array): number {
+  const n = readSync(fd, buf, 0, 8, header.headerBytes + i * SCID_RECORD_BYTES);
+  if (n < 8) return Number.NaN;
+  const dv = new DataView(buf.buffer, buf.byteOffset, 8);
+  return scidInt64ToUnixMicros(dv.getUint32(0, true), dv.getInt32(4, true));
+}
+
+/** First record index whose time is >= `t` (binary search; assumes time order, as Sierra writes). */
+function firstRecordAtOrAfter(fd: number, header: ScidHeader, records: number, t: number): number {
+  const buf = new Uint8Array(8);
+  let lo = 0;
+  let hi = records;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const ts = recordTime(fd, header, mid, buf);
+    if (!(ts >= t)) lo = mid + 1; // NaN (legacy float times, garbage) counts as "before": the decoder decides
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Backfill one `.scid` file (see the module comment). Never throws for a file problem: missing/corrupt
+ * files and write failures come back in `errors` / `corrupt`.
+ */
+export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, hooks: BackfillHooks = {}): Promise<BackfillFileResult> {
+  const res: BackfillFileResult = {
+    kind: 'backfill-file', file: task.file, symbol: task.symbol, records: 0, kept: 0, rejected: 0, hoursWritten: 0, hoursSkipped: 0,
+    rowsWritten: 0, gaps: 0, corrupt: [], errors: [], counters: {}, bytesRead: 0,
+  };
+  const startUs = task.startMicros === null ? Number.NEGATIVE_INFINITY : Math.floor(task.startMicros / MICROS_PER_HOUR) * MICROS_PER_HOUR;
+  const endUs = task.endMicros === null ? Number.POSITIVE_INFINITY : Math.ceil(task.endMicros / MICROS_PER_HOUR) * MICROS_PER_HOUR;
+  const window = task.reorderWindowMicros ?? 500_000;
+  const source = task.sourceName ?? 'sierra';
+  const progress = task.progressPort;
+  let fd = -1;
+  try {
+    fd = openSync(task.file, 'r');
+  } catch (err) {
+    res.errors.push(toWire(fileError(task.file, err)));
+    progress?.close();
+    return res;
+  }
+  const validator = new Validator({
+    tickSizeOf: () => task.tickSize, reorderWindowMicros: window, staleAfterMicros: 0,
+  });
+  const hours = new Map<number, HourAcc>();
+  const gapSlot = new Float64Array(RECORD_SLOT_BYTES / 8);
+  const gapViews: SlotViews = {
+    f64: gapSlot, f32: new Float32Array(gapSlot.buffer), i32: new Int32Array(gapSlot.buffer), u32: new Uint32Array(gapSlot.buffer),
+    u16: new Uint16Array(gapSlot.buffer), u8: new Uint8Array(gapSlot.buffer),
+  };
+  let newestKept = Number.NEGATIVE_INFINITY;
+
+  const accFor = (hour: number): HourAcc => {
+    let a = hours.get(hour);
+    if (a === undefined) {
+      a = new HourAcc(hour);
+      hours.set(hour, a);
+    }
+    return a;
+  };
+
+  /** Hours already written: a rejected record or gap of such an hour is filed with the hour being read. */
+  const flushed = new Set<number>();
+  const fileHour = (hour: number): number => {
+    if (!flushed.has(hour)) return hour;
+    return newestKept - (newestKept % MICROS_PER_HOUR);
+  };
+
+  const flushHour = async (a: HourAcc, markDone: boolean): Promise<void> => {
+    hours.delete(a.hour);
+    flushed.add(a.hour);
+    const done = doneMarkerPath(task.dataDir, task.symbol, a.hour);
+    const { date, hour } = utcDateHour(a.hour);
+    const dir = partitionDir(task.dataDir, 'ticks', task.symbol, date);
+    if (await existsFile(done) && (await existsFile(join(dir, hourFileName(hour))) || await existsFile(join(dir, DAY_FILE)))) {
+      res.hoursSkipped++;
+      return;
+    }
+    try {
+      await writeAtomic(quarantinePath(task.dataDir, task.symbol, a.hour), a.quarantine.join(''));
+      await writeAtomic(quarantinePath(task.dataDir, task.symbol, a.hour, true), a.gaps.join(''));
+      let rows = 0;
+      let checksum = '0';
+      if (a.n > 0) {
+        const w = await writeHourParquet({
+          dataDir: task.dataDir, symbol: task.symbol, hourStartMicros: a.hour, columns: a.cols, count: a.n, source, db,
+        });
+        rows = w.rows;
+        checksum = w.checksum;
+      }
+      res.hoursWritten++;
+      res.rowsWritten += rows;
+      if (markDone) {
+        await writeAtomic(done, `${JSON.stringify({ file: task.file, symbol: task.symbol, hour: new Date(a.hour / 1000).toISOString(), rows, checksum, quarantined: a.quarantine.length, writtenAt: new Date().toISOString() })}\n`);
+      }
+    } catch (err) {
+      res.errors.push(toWire(err));
+    }
+  };
+
+  const flushComplete = async (): Promise<void> => {
+    const ready: HourAcc[] = [];
+    for (const a of hours.values()) if (a.hour + MICROS_PER_HOUR + window < newestKept) ready.push(a);
+    ready.sort((x, y) => x.hour - y.hour);
+    for (const a of ready) await flushHour(a, true);
+  };
+
+  try {
+    const size = fstatSync(fd).size;
+    const head = new Uint8Array(Math.min(size, SCID_MAX_HEADER_BYTES));
+    readSync(fd, head, 0, head.length, 0);
+    const header = readScidHeader(head, task.file, size);
+    const records = Math.floor((size - header.headerBytes) / SCID_RECORD_BYTES);
+    const index = Number.isFinite(startUs) ? firstRecordAtOrAfter(fd, header, records, startUs) : 0;
+    const sab = createRing({ slotCount: RING_SLOTS, slotBytes: RECORD_SLOT_BYTES });
+    const writer = RingWriter.attach(sab);
+    const reader = RingReader.attach(sab);
+    const v = reader.views;
+    const decoder = new ScidDecoder({
+      fileName: task.file, sourceId: SOURCE_ID, symbolId: SYMBOL_ID, priceMultiplier: task.priceMultiplier ?? 1, header, startRecordIndex: index,
+    });
+    const chunk = new Uint8Array(task.chunkBytes ?? CHUNK_BYTES_DEFAULT);
+    let pos = header.headerBytes + index * SCID_RECORD_BYTES;
+    let pastEnd = false;
+    let ended = false;
+    while (!pastEnd) {
+      if (decoder.needsInput) {
+        if (ended) break;
+        const n = pos < size ? readSync(fd, chunk, 0, Math.min(chunk.length, size - pos), pos) : 0;
+        if (n === 0) {
+          decoder.end();
+          ended = true;
+        } else {
+          pos += n;
+          res.bytesRead += n;
+          progress?.postMessage({ bytes: n });
+          decoder.push(chunk.subarray(0, n));
+        }
+      }
+      for (;;) {
+        let got: number;
+        try {
+          got = decoder.decodeInto(writer);
+        } catch (err) {
+          if (!isEngineError(err, 'ENGINE_ERR_SCID_FORMAT') || err.detail.recordIndex === undefined) throw err;
+          res.corrupt.push({ file: task.file, byteOffset: Number(err.detail.byteOffset), recordIndex: Number(err.detail.recordIndex), message: err.message });
+          if (res.corrupt.length >= MAX_CORRUPT) {
+            throw engineError('ENGINE_ERR_SCID_FORMAT', `${task.file}: ${MAX_CORRUPT} corrupt records; the rest of the file is not read (last at byte offset ${String(err.detail.byteOffset)})`, { file: task.file, byteOffset: Number(err.detail.byteOffset) });
+          }
+          decoder.skipRecord(); // step over it (it is listed and reported); the records before it are in the ring
+          got = 1;
+        }
+        const avail = reader.available();
+        for (let i = 0; i < avail; i++) {
+          const b = reader.slotByte(i);
+          if (v.u8[b] !== RecordKind.TRADE) continue; // a bar file: not ticks
+          const ts = v.f64[(b + TS_MICROS_BYTE) >> 3] as number;
+          if (ts < startUs) continue;
+          if (ts >= endUs) {
+            if (ts >= endUs + window) pastEnd = true;
+            continue;
+          }
+          res.records++;
+          const verdict = validator.check(v, b);
+          const hour = ts - (ts % MICROS_PER_HOUR);
+          if (verdict === 0) {
+            res.kept++;
+            accFor(hour).push(v, b);
+            if (ts > newestKept) newestKept = ts;
+            hooks.onKept?.(v, b);
+          } else if (verdict !== RejectReason.REPLAYED) {
+            res.rejected++;
+            accFor(fileHour(hour)).quarantine.push(`${JSON.stringify({
+              ts: formatIsoMicros(ts), ts_us: ts, symbol: task.symbol, source, file: basename(task.file),
+              src_index: v.u32[(b + TRADE_SRC_INDEX_BYTE) >> 2], seq: v.u32[(b + SEQ_BYTE) >> 2], reason: rejectReasonName(verdict),
+              price: v.f64[(b + TRADE_PRICE_BYTE) >> 3], bid: v.f64[(b + TRADE_BID_BYTE) >> 3], ask: v.f64[(b + TRADE_ASK_BYTE) >> 3],
+              size: v.u32[(b + TRADE_SIZE_BYTE) >> 2], flags: v.u32[(b + TRADE_FLAGS_BYTE) >> 2],
+            })}\n`);
+          }
+          while (validator.nextGap(gapViews, 0)) {
+            res.gaps++;
+            const g0 = gapSlot[TS_MICROS_BYTE >> 3] as number;
+            const g1 = gapSlot[GAP_END_TS_MICROS_BYTE >> 3] as number;
+            const kind = gapViews.u32[GAP_KIND_BYTE >> 2] === GapKind.SEQUENCE ? 'sequence' : gapViews.u32[GAP_KIND_BYTE >> 2] === GapKind.TIME ? 'time' : 'other';
+            accFor(fileHour(hour)).gaps.push(`${JSON.stringify({
+              kind, start: formatIsoMicros(g0), end: formatIsoMicros(g1), symbol: task.symbol, source,
+              expected_seq: gapViews.u32[GAP_EXPECTED_SEQ_BYTE >> 2], got_seq: gapViews.u32[GAP_GOT_SEQ_BYTE >> 2],
+            })}\n`);
+          }
+        }
+        reader.release(avail);
+        if (got === 0 && avail === 0) break;
+      }
+      await flushComplete();
+    }
+    // The rest: every hour left is written; the newest is not marked done (the file may still grow) unless a
+    // record past the range's end proved it complete.
+    const rest = [...hours.values()].sort((x, y) => x.hour - y.hour);
+    for (let k = 0; k < rest.length; k++) await flushHour(rest[k] as HourAcc, k < rest.length - 1 || pastEnd);
+  } catch (err) {
+    res.errors.push(toWire(fileError(task.file, err)));
+  } finally {
+    closeSync(fd);
+    progress?.close();
+  }
+  if (res.corrupt.length > 0) {
+    try {
+      await writeAtomic(join(task.dataDir, 'quarantine', 'backfill', 'corrupt', `${basename(task.file)}.ndjson`),
+        res.corrupt.map((c) => `${JSON.stringify(c)}\n`).join(''));
+    } catch (err) {
+      res.errors.push(toWire(err));
+    }
+    const first = res.corrupt[0] as CorruptRecord;
+    res.errors.push(toWire(engineError('ENGINE_ERR_SCID_FORMAT',
+      `${task.file}: ${res.corrupt.length} corrupt record(s) skipped, first at byte offset ${first.byteOffset} (record ${first.recordIndex}); listed in quarantine/backfill/corrupt`,
+      { file: task.file, byteOffset: first.byteOffset, recordIndex: first.recordIndex, count: res.corrupt.length })));
+  }
+  res.counters = validator.counters();
+  return res;
+}

@@ -1,0 +1,192 @@
+/**
+ * Read-only access to one closed journal hour (`<data-dir>/journal/<YYYY-MM-DD>/<HH>.tpj`, format in
+ * engine/journal/format.ts) for the compactor, from any thread or process: the live `Journal` instance
+ * (owned by the validator thread) keeps writing other hours meanwhile, and may still append late records
+ * to this one. Nothing here writes, truncates or locks the file.
+ *
+ * - Whole, CRC-checked blocks are returned. A bad or short block at the end is a **tail** (a torn write
+ *   after a crash, or a late-record commit in flight right now): its bytes are reported in `tailBytes`
+ *   and not read. The journal's own count protects the delete: `Journal.deleteHour(h, { expectedRecords })`
+ *   refuses when the durable file holds a different number of records than the compactor read, and the
+ *   hour is compacted again.
+ * - A bad block with a valid block after it is corruption: ENGINE_ERR_JOURNAL naming the file and offset
+ *   (the hour is not compacted, its journal is kept; the service retries and reports it).
+ * - TRADE and QUOTE records become tick rows (`splitTicksBySymbol`); other kinds (DEPTH, BOOK_END, GAP,
+ *   PAYLOAD_REF, BAR) are counted in `otherRecords` and not stored in tick files.
+ */
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { engineError } from '../../engine/errors.ts';
+import {
+  BH_COUNT_BYTE, BH_CRC_BYTE, BLOCK_HEADER_BYTES, BLOCK_MAGIC, checkFileHeader, crc32Of, FILE_HEADER_BYTES, JOURNAL_RECORD_BYTES,
+  MAX_BLOCK_RECORDS, slotViewsOf,
+} from '../../engine/journal/format.ts';
+import { preadFully } from '../../engine/journal/recovery.ts';
+import type { SlotViews } from '../../engine/ring/ring.ts';
+import {
+  RecordKind, SOURCE_ID_BYTE, SEQ_BYTE, SYMBOL_ID_BYTE, TRADE_ASK_BYTE, TRADE_BID_BYTE, TRADE_FLAGS_BYTE, TRADE_PRICE_BYTE,
+  TRADE_SIZE_BYTE, TRADE_SRC_INDEX_BYTE, TS_MICROS_BYTE,
+} from '../../schemas/records.ts';
+import type { TickColumns } from './figures.ts';
+
+export interface JournalHourRead {
+  path: string;
+  hourStartMicros: number;
+  /** The file's bytes (aligned for the Float64Array alias). */
+  views: SlotViews;
+  /** Byte offset in `views` of the first record of each block, and the block's record count. */
+  blockOffsets: number[];
+  blockCounts: number[];
+  /** Whole records read (every kind). */
+  records: number;
+  /** Bytes holding the header and whole valid blocks. */
+  validBytes: number;
+  fileBytes: number;
+  /** Bytes after the last whole block (a torn or in-flight write), not read. */
+  tailBytes: number;
+}
+
+function corrupt(path: string, byteOffset: number, reason: string): never {
+  throw engineError('ENGINE_ERR_JOURNAL', `journal ${path} is corrupt at byte ${byteOffset}: ${reason}`, { file: path, byteOffset, reason });
+}
+
+/** Is there a whole block with a matching CRC at `pos`? */
+function blockAt(u8: Uint8Array, u32: Uint32Array, pos: number, size: number): number {
+  if (size - pos < BLOCK_HEADER_BYTES + JOURNAL_RECORD_BYTES) return 0;
+  const h = pos >> 2;
+  if (u32[h] !== BLOCK_MAGIC) return 0;
+  const count = u32[h + (BH_COUNT_BYTE >> 2)] ?? 0;
+  if (count === 0 || count > MAX_BLOCK_RECORDS) return 0;
+  const payload = count * JOURNAL_RECORD_BYTES;
+  if (pos + BLOCK_HEADER_BYTES + payload > size) return 0;
+  if (crc32Of(u8, pos + BLOCK_HEADER_BYTES, payload) !== (u32[h + (BH_CRC_BYTE >> 2)] ?? 0)) return 0;
+  return count;
+}
+
+/** Read the durable, whole blocks of one journal hour file (see the module comment). */
+export function readJournalHour(path: string, hourStartMicros: number): JournalHourRead {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw engineError('ENGINE_ERR_FILE_IO', `compactor: cannot open journal ${path}: ${(err as Error).message}`, { file: path, errno: (err as NodeJS.ErrnoException).code ?? null }, err);
+  }
+  let buf: ArrayBuffer;
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+    buf = new ArrayBuffer(Math.max(16, (size + 15) & ~15));
+    size = preadFully(fd, new Uint8Array(buf), 0, size, 0);
+  } catch (err) {
+    throw engineError('ENGINE_ERR_FILE_IO', `compactor: cannot read journal ${path}: ${(err as Error).message}`, { file: path, errno: (err as NodeJS.ErrnoException).code ?? null }, err);
+  } finally {
+    closeSync(fd);
+  }
+  const views = slotViewsOf(buf);
+  const out: JournalHourRead = {
+    path, hourStartMicros, views, blockOffsets: [], blockCounts: [], records: 0, validBytes: 0, fileBytes: size, tailBytes: size,
+  };
+  if (size < FILE_HEADER_BYTES) return out; // torn header: nothing durable yet
+  const hc = checkFileHeader(views.u8, 0);
+  if (!hc.ok) {
+    // A torn header (crash before the first commit finished) has no valid block after it.
+    for (let p = FILE_HEADER_BYTES; p < size; p += 16) if (blockAt(views.u8, views.u32, p, size) > 0) corrupt(path, 0, `file header: ${hc.reason}`);
+    return out;
+  }
+  if (hc.hourStartMicros !== hourStartMicros) corrupt(path, 0, 'file header names another hour');
+  let pos = FILE_HEADER_BYTES;
+  for (;;) {
+    const count = blockAt(views.u8, views.u32, pos, size);
+    if (count === 0) break;
+    out.blockOffsets.push(pos + BLOCK_HEADER_BYTES);
+    out.blockCounts.push(count);
+    out.records += count;
+    pos += BLOCK_HEADER_BYTES + count * JOURNAL_RECORD_BYTES;
+  }
+  out.validBytes = pos;
+  out.tailBytes = size - pos;
+  if (pos < size) {
+    for (let p = pos + 16; p < size; p += 16) {
+      if (blockAt(views.u8, views.u32, p, size) > 0) corrupt(path, pos, `bad block followed by a valid block at byte ${p}`);
+    }
+  }
+  return out;
+}
+
+/** Tick rows of one symbol in one journal hour. */
+export interface SymbolTicks {
+  symbolId: number;
+  count: number;
+  columns: TickColumns;
+  /** Distinct source ids, in `columns.sourceId` order (row value k means sourceIds[k]). */
+  sourceIds: number[];
+}
+
+export interface SplitResult {
+  bySymbol: SymbolTicks[];
+  /** TRADE/QUOTE records. */
+  tickRecords: number;
+  /** Records of other kinds (not stored in tick files). */
+  otherRecords: number;
+}
+
+/** Split the TRADE/QUOTE records of a journal hour by symbol into columns (two passes: count, then fill). */
+export function splitTicksBySymbol(r: JournalHourRead): SplitResult {
+  const v = r.views;
+  const counts = new Map<number, number>();
+  let other = 0;
+  for (let k = 0; k < r.blockOffsets.length; k++) {
+    const off = r.blockOffsets[k] as number;
+    const n = r.blockCounts[k] as number;
+    for (let i = 0; i < n; i++) {
+      const b = off + i * JOURNAL_RECORD_BYTES;
+      const kind = v.u8[b];
+      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) { other++; continue; }
+      const sym = v.u16[(b + SYMBOL_ID_BYTE) >> 1] as number;
+      counts.set(sym, (counts.get(sym) ?? 0) + 1);
+    }
+  }
+  const bySym = new Map<number, SymbolTicks & { fill: number; srcMap: Int16Array }>();
+  for (const [sym, n] of [...counts].sort((a, b) => a[0] - b[0])) {
+    bySym.set(sym, {
+      symbolId: sym, count: n, sourceIds: [], fill: 0, srcMap: new Int16Array(256).fill(-1),
+      columns: {
+        tsMicros: new Float64Array(n), price: new Float64Array(n), bid: new Float64Array(n), ask: new Float64Array(n),
+        size: new Uint32Array(n), flags: new Uint32Array(n), seq: new Uint32Array(n), sourceId: new Uint8Array(n), srcIndex: new Uint32Array(n),
+      },
+    });
+  }
+  let ticks = 0;
+  for (let k = 0; k < r.blockOffsets.length; k++) {
+    const off = r.blockOffsets[k] as number;
+    const n = r.blockCounts[k] as number;
+    for (let i = 0; i < n; i++) {
+      const b = off + i * JOURNAL_RECORD_BYTES;
+      const kind = v.u8[b];
+      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) continue;
+      const s = bySym.get(v.u16[(b + SYMBOL_ID_BYTE) >> 1] as number);
+      if (s === undefined) continue;
+      const j = s.fill++;
+      const c = s.columns;
+      const src = v.u8[b + SOURCE_ID_BYTE] as number;
+      let local = s.srcMap[src] as number;
+      if (local < 0) {
+        local = s.sourceIds.length;
+        s.srcMap[src] = local;
+        s.sourceIds.push(src);
+      }
+      c.tsMicros[j] = v.f64[(b + TS_MICROS_BYTE) >> 3] as number;
+      c.price[j] = v.f64[(b + TRADE_PRICE_BYTE) >> 3] as number;
+      c.bid[j] = v.f64[(b + TRADE_BID_BYTE) >> 3] as number;
+      c.ask[j] = v.f64[(b + TRADE_ASK_BYTE) >> 3] as number;
+      c.size[j] = v.u32[(b + TRADE_SIZE_BYTE) >> 2] as number;
+      c.flags[j] = v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number;
+      c.seq[j] = v.u32[(b + SEQ_BYTE) >> 2] as number;
+      (c.sourceId as Uint8Array)[j] = local;
+      (c.srcIndex as Uint32Array)[j] = v.u32[(b + TRADE_SRC_INDEX_BYTE) >> 2] as number;
+      ticks++;
+    }
+  }
+  const bySymbol: SymbolTicks[] = [];
+  for (const s of bySym.values()) bySymbol.push({ symbolId: s.symbolId, count: s.count, columns: s.columns, sourceIds: s.sourceIds });
+  return { bySymbol, tickRecords: ticks, otherRecords: other };
+}
