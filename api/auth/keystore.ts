@@ -1,0 +1,264 @@
+/**
+ * API keys (issue 5): the spec's "AI model" entity — id, name, permissions (scopes, symbols, rate) — kept in
+ * `<data-dir>/keys.json`. Only a SHA-256 hash of each key's secret is stored; the key itself is shown once,
+ * when it is created, and never logged.
+ *
+ * Key format: `tpk_<id>_<secret>`: `id` is 12 hex characters (the lookup handle, also shown by `keys list`),
+ * `secret` is 32 random bytes in base64url (256 bits: a plain SHA-256 is enough, no slow KDF is needed for
+ * a random secret of that size). `authenticate` finds the record by id (a Map, no scan), hashes the
+ * presented secret and compares the two digests with `crypto.timingSafeEqual`; an unknown id is compared
+ * against a dummy digest so both paths do the same work.
+ *
+ * The file is written atomically (temporary file, fsync, rename, mode 0600) after re-reading it, so the
+ * CLI and a running server can both change it. A running server notices changes made by the CLI
+ * (`watch: true`: fs.watchFile polling, then an async re-read).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unwatchFile, watchFile, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { engineError } from '../../engine/errors.ts';
+import type { KeyAdmin, KeyInfo, KeySpec } from '../deps.ts';
+import { SCOPES, type Principal, type Scope } from '../types.ts';
+
+export const KEYS_FILE = 'keys.json';
+const KEY_RE = /^tpk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const NAME_RE = /^[\x20-\x7e]{1,64}$/;
+const SYMBOL_RE = /^[A-Z0-9$^/.#][A-Z0-9_.\-/:$^#]{0,30}$/;
+const MAX_RATE = 1_000_000;
+const DUMMY_DIGEST = createHash('sha256').update('tickpipe-dummy').digest();
+
+interface StoredKey {
+  id: string;
+  name: string;
+  /** hex SHA-256 of the secret part */
+  hash: string;
+  scopes: Scope[];
+  symbols: string[] | null;
+  ratePerSec: number;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+interface KeysFile { version: 1; keys: StoredKey[] }
+
+interface Entry { stored: StoredKey; digest: Buffer; principal: Principal }
+
+export interface KeyStoreOptions {
+  /** Re-read the file when another process changes it (server); default false (CLI). */
+  watch?: boolean;
+  /** Polling interval of the watch, ms (default 1000). */
+  watchIntervalMs?: number;
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function badSpec(msg: string): never {
+  throw engineError('ENGINE_ERR_INVALID_ARG', msg);
+}
+
+/** Validate and normalise a key spec (names, scopes, symbols, rate): ENGINE_ERR_INVALID_ARG on a problem. */
+export function normalizeSpec(spec: KeySpec): Omit<StoredKey, 'id' | 'hash' | 'createdAt' | 'revokedAt'> {
+  if (typeof spec !== 'object' || spec === null) badSpec('key spec must be an object');
+  const name = typeof spec.name === 'string' ? spec.name.trim() : '';
+  if (!NAME_RE.test(name)) badSpec('key name must be 1-64 printable ASCII characters');
+  if (!Array.isArray(spec.scopes) || spec.scopes.length === 0) badSpec(`scopes must be a non-empty list of ${SCOPES.join(', ')}`);
+  const scopes: Scope[] = [];
+  for (const s of spec.scopes) {
+    const v = typeof s === 'string' ? s.trim() : '';
+    if (!(SCOPES as readonly string[]).includes(v)) badSpec(`unknown scope ${JSON.stringify(s)} (known: ${SCOPES.join(', ')})`);
+    if (!scopes.includes(v as Scope)) scopes.push(v as Scope);
+  }
+  let symbols: string[] | null = null;
+  if (spec.symbols !== undefined && spec.symbols !== null) {
+    if (!Array.isArray(spec.symbols)) badSpec('symbols must be a list');
+    const list = spec.symbols.map((s) => (typeof s === 'string' ? s.trim().toUpperCase() : '')).filter((s) => s !== '');
+    for (const s of list) if (!SYMBOL_RE.test(s)) badSpec(`bad symbol ${JSON.stringify(s)}`);
+    symbols = list.length === 0 ? null : [...new Set(list)];
+  }
+  const rate = spec.ratePerSec ?? 0;
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0 || rate > MAX_RATE) badSpec(`rate must be a number of requests per second in 0..${MAX_RATE} (0 = unlimited)`);
+  return { name, scopes, symbols, ratePerSec: rate };
+}
+
+function parseFile(text: string, path: string): KeysFile {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw engineError('ENGINE_ERR_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`, { file: path });
+  }
+  const f = data as Partial<KeysFile> | null;
+  if (typeof f !== 'object' || f === null || f.version !== 1 || !Array.isArray(f.keys)) {
+    throw engineError('ENGINE_ERR_CONFIG', `${path} is not a tickpipe keys file (want {"version":1,"keys":[...]})`, { file: path });
+  }
+  for (const k of f.keys) {
+    if (typeof k !== 'object' || k === null || typeof k.id !== 'string' || !/^[0-9a-f]{12}$/.test(k.id) || typeof k.hash !== 'string' || !/^[0-9a-f]{64}$/.test(k.hash)
+      || !Array.isArray(k.scopes) || typeof k.name !== 'string') {
+      throw engineError('ENGINE_ERR_CONFIG', `${path} holds a malformed key record`, { file: path });
+    }
+  }
+  return f as KeysFile;
+}
+
+function toInfo(k: StoredKey): KeyInfo {
+  return { id: k.id, name: k.name, scopes: [...k.scopes], symbols: k.symbols === null ? null : [...k.symbols], ratePerSec: k.ratePerSec, createdAt: k.createdAt, revokedAt: k.revokedAt };
+}
+
+export class KeyStore implements KeyAdmin {
+  readonly path: string;
+  #byId = new Map<string, Entry>();
+  #watching = false;
+  #reloading: Promise<void> | null = null;
+  /** Failed authentications (unknown id, bad secret, malformed, revoked). */
+  failures = 0;
+
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  /** Open (or start empty) `<dataDir>/keys.json`. A corrupt file is ENGINE_ERR_CONFIG naming it. */
+  static open(dataDir: string, opts: KeyStoreOptions = {}): KeyStore {
+    const ks = new KeyStore(join(dataDir, KEYS_FILE));
+    ks.#load(ks.#readSync());
+    if (opts.watch === true) {
+      ks.#watching = true;
+      watchFile(ks.path, { interval: opts.watchIntervalMs ?? 1000, persistent: false }, () => { void ks.reload().catch(() => undefined); });
+    }
+    return ks;
+  }
+
+  #readSync(): KeysFile {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, keys: [] };
+      throw engineError('ENGINE_ERR_FILE_IO', `cannot read ${this.path}: ${(err as Error).message}`, { file: this.path }, err);
+    }
+    return parseFile(text, this.path);
+  }
+
+  #load(f: KeysFile): void {
+    const m = new Map<string, Entry>();
+    for (const k of f.keys) {
+      const principal: Principal = Object.freeze({
+        keyId: k.id, name: k.name, scopes: new Set(k.scopes), symbols: k.symbols === null || k.symbols.length === 0 ? null : new Set(k.symbols),
+        ratePerSec: k.ratePerSec,
+      });
+      m.set(k.id, { stored: k, digest: Buffer.from(k.hash, 'hex'), principal });
+    }
+    this.#byId = m;
+  }
+
+  /** Re-read the file (async; the server calls it when the file changes). A bad file keeps the old keys. */
+  reload(): Promise<void> {
+    this.#reloading ??= (async () => {
+      try {
+        let text: string;
+        try {
+          text = await readFile(this.path, 'utf8');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') { this.#load({ version: 1, keys: [] }); return; }
+          throw err;
+        }
+        this.#load(parseFile(text, this.path));
+      } finally {
+        this.#reloading = null;
+      }
+    })();
+    return this.#reloading;
+  }
+
+  authenticate(token: string | undefined): Principal | null {
+    if (typeof token !== 'string') return null;
+    const m = KEY_RE.exec(token);
+    if (m === null) { this.failures++; return null; }
+    const e = this.#byId.get(m[1] as string);
+    const digest = sha256(m[2] as string);
+    // constant time in the secret; the same work for a known and an unknown id
+    const ok = timingSafeEqual(digest, e === undefined ? DUMMY_DIGEST : e.digest);
+    if (!ok || e === undefined || e.stored.revokedAt !== null) { this.failures++; return null; }
+    return e.principal;
+  }
+
+  list(): KeyInfo[] {
+    return [...this.#byId.values()].map((e) => toInfo(e.stored));
+  }
+
+  get(id: string): KeyInfo | null {
+    const e = this.#byId.get(id);
+    return e === undefined ? null : toInfo(e.stored);
+  }
+
+  /** Create a key; returns the key text (show it once) and its public record. */
+  create(spec: KeySpec): Promise<{ key: string; info: KeyInfo }> {
+    return Promise.resolve(this.createSync(spec));
+  }
+
+  createSync(spec: KeySpec): { key: string; info: KeyInfo } {
+    const n = normalizeSpec(spec);
+    const f = this.#readSync();
+    let id = randomBytes(6).toString('hex');
+    while (f.keys.some((k) => k.id === id)) id = randomBytes(6).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const stored: StoredKey = { id, ...n, hash: sha256(secret).toString('hex'), createdAt: new Date().toISOString(), revokedAt: null };
+    f.keys.push(stored);
+    this.#write(f);
+    this.#load(f);
+    return { key: `tpk_${id}_${secret}`, info: toInfo(stored) };
+  }
+
+  revoke(id: string): Promise<boolean> {
+    return Promise.resolve(this.revokeSync(id));
+  }
+
+  /** Revoke by id; false when there is no such (unrevoked) key. */
+  revokeSync(id: string): boolean {
+    const f = this.#readSync();
+    const k = f.keys.find((x) => x.id === id);
+    if (k === undefined || k.revokedAt !== null) return false;
+    k.revokedAt = new Date().toISOString();
+    this.#write(f);
+    this.#load(f);
+    return true;
+  }
+
+  #write(f: KeysFile): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, `${JSON.stringify(f, null, 2)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch (err) {
+      throw engineError('ENGINE_ERR_FILE_IO', `cannot write ${this.path}: ${(err as Error).message}`, { file: this.path }, err);
+    }
+  }
+
+  close(): void {
+    if (this.#watching) unwatchFile(this.path);
+    this.#watching = false;
+  }
+}
+
+/**
+ * At `tickpipe start`: when no usable admin key exists, create one named `local-admin` with every scope and
+ * return its key text (print it once); otherwise null.
+ */
+export function ensureLocalKey(dataDir: string): { key: string; info: KeyInfo } | null {
+  const ks = KeyStore.open(dataDir);
+  try {
+    if (ks.list().some((k) => k.revokedAt === null && k.scopes.includes('admin'))) return null;
+    return ks.createSync({ name: 'local-admin', scopes: [...SCOPES] });
+  } finally {
+    ks.close();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * What every route shares (`Services`), and `route()`, the wrapper every handler goes through:
+ * arm onAborted first, copy what is needed from `req` (query, auth header, origin, address) synchronously,
+ * authorise (401/403/429), run the handler, turn any throw or rejection into one JSON error (or a closed
+ * connection once a stream has started), and account the request once (metrics, per-key history).
+ */
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { HotColumns } from '../../engine/hot/hot-columns.ts';
+import type { SymbolMeta } from '../../engine/symbols/registry.ts';
+import type { Guard } from '../auth/guard.ts';
+import { checkSymbol } from '../auth/guard.ts';
+import type { ApiDeps } from '../deps.ts';
+import type { QueryHistory } from '../history/history.ts';
+import { redactParams } from '../history/history.ts';
+import { bearerToken, remoteAddress } from '../http/request.ts';
+import { ApiError, sendError, type ReqCtx } from '../http/respond.ts';
+import type { ApiMetrics } from '../metrics.ts';
+import type { Principal, Scope } from '../types.ts';
+import type { DuckPool } from './duck-pool.ts';
+
+export interface Services {
+  readonly deps: ApiDeps;
+  readonly guard: Guard;
+  readonly history: QueryHistory;
+  readonly metrics: ApiMetrics;
+  /** DuckDB pool, opened on first use. */
+  duck(): Promise<DuckPool>;
+  /** Page buffer for hot window reads (one per app; used synchronously only). */
+  readonly hotPage: HotColumns;
+  readonly maxBodyBytes: number;
+  readonly streamChunkRows: number;
+  /** Access-Control-Allow-Origin for a request Origin, or undefined. */
+  cors(origin: string): string | undefined;
+}
+
+export interface RouteCtx extends ReqCtx {
+  principal: Principal | null;
+  /** Raw query string (no '?'). */
+  query: string;
+  addr: string;
+  /** A streamed answer has sent its head: errors now close the connection instead. */
+  streaming: boolean;
+}
+
+export type RouteHandler = (res: HttpResponse, req: HttpRequest, ctx: RouteCtx) => void | Promise<void>;
+
+/** Wrap a handler: `name` labels metrics and history; `scope` null = no key needed. */
+export function route(s: Services, name: string, scope: Scope | null, handler: RouteHandler): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const t0 = performance.now();
+    const ctx: RouteCtx = { aborted: false, principal: null, query: '', addr: '', streaming: false };
+    res.onAborted(() => {
+      ctx.aborted = true;
+      ctx.onAbort?.();
+      if (ctx.finished !== true) accountAbort(ctx);
+    });
+    const origin = req.getHeader('origin');
+    if (origin !== '') ctx.cors = s.cors(origin);
+    ctx.query = req.getQuery() ?? '';
+    ctx.done = (status, rows) => {
+      const ms = performance.now() - t0;
+      s.metrics.observeHttp(name, status, ms / 1000);
+      const p = ctx.principal;
+      if (p !== null) s.history.record(p.keyId, { t: new Date(Date.now() - ms).toISOString(), route: name, params: redactParams(ctx.query), status, rows, ms: Math.round(ms * 1000) / 1000 });
+    };
+    try {
+      if (scope !== null) {
+        ctx.addr = remoteAddress(res);
+        ctx.principal = s.guard.authorize(bearerToken(req), ctx.addr, scope);
+      }
+      const r = handler(res, req, ctx);
+      if (r !== undefined) r.catch((err: unknown) => { failLate(res, ctx, err); });
+    } catch (err) {
+      failLate(res, ctx, err);
+    }
+  };
+}
+
+function accountAbort(ctx: RouteCtx): void {
+  ctx.finished = true;
+  try {
+    ctx.done?.(499, ctx.rows ?? 0);
+  } catch { /* never */ }
+}
+
+function failLate(res: HttpResponse, ctx: RouteCtx, err: unknown): void {
+  if (ctx.aborted || ctx.finished === true) return;
+  if (ctx.streaming) {
+    // the status line is out: the only honest signal left is to cut the connection (the client sees a truncated body)
+    ctx.aborted = true;
+    ctx.finished = true;
+    ctx.done?.(500, ctx.rows ?? 0);
+    res.close();
+    return;
+  }
+  sendError(res, ctx, err);
+}
+
+/** Resolve a user symbol (contract or root) to its registry entry, checking the key's grant (404/403). */
+export function resolveSymbol(s: Services, ctx: RouteCtx, query: string): SymbolMeta {
+  const id = s.deps.registry.resolve(query, s.deps.now() * 1000);
+  if (id === 0) throw new ApiError(404, 'UNKNOWN_SYMBOL', `unknown symbol or root ${JSON.stringify(query)}`);
+  const meta = s.deps.registry.metaOf(id);
+  if (ctx.principal !== null) checkSymbol(ctx.principal, meta);
+  return meta;
+}

@@ -1,0 +1,234 @@
+/**
+ * `GET /api/v1/ticks/historical?symbols=A[,B]&start_time=&end_time=[&interval=1s|1m|5m|15m|1h|4h|1d][&format=json|ndjson|csv|parquet]`
+ *
+ * Range [start_time, end_time) (ISO 8601 or Unix s/ms/µs; end defaults to now), across Parquet and the hot
+ * window with no seam (hist-plan.ts). Raw ticks, or OHLCV bars with `interval`. DuckDB runs the query on its
+ * own threads (async, pooled connections); text formats are streamed chunk by chunk with back-pressure
+ * (the next chunk is fetched from DuckDB only once uWS has taken the previous one); Parquet is written by
+ * DuckDB to a temporary file and sent with tryEnd/onWritable.
+ *
+ * Retention: a range wholly before the retention cutoff (today − retentionDays, UTC) is 410 DATA_UNAVAILABLE;
+ * a range partly before it is answered from the cutoff on, and the answer says which part is unavailable
+ * (`unavailable` in JSON, the `X-Tickpipe-Unavailable` header in every format).
+ *
+ * Row shapes (also the CSV columns; Parquet keeps the on-disk column types):
+ * - ticks: symbol, ts (ISO µs), ts_us, ts_ms, price, size, bid, ask, side ('B'|'S'|''), source, seq, flags
+ * - bars:  symbol, ts (bar start), ts_us, ts_ms, open, high, low, close, volume, trades, buy_volume, sell_volume, vwap
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { DuckDBDataChunk } from '@duckdb/node-api';
+import { microsToIso } from '../../engine/latest/latest-table.ts';
+import type { SymbolMeta } from '../../engine/symbols/registry.ts';
+import { Query } from '../http/request.ts';
+import { ApiError } from '../http/respond.ts';
+import { ResponseStream, sendBuffer } from '../http/stream.ts';
+import { HotSnapshot, type PooledConn } from './duck-pool.ts';
+import { barSql, filesFor, INTERVALS, planBars, snapshotHot, sourceListSql, sqlStr, tickSql, type TickPlan } from './hist-plan.ts';
+import { resolveSymbol, type RouteCtx, type RouteHandler, type Services } from './context.ts';
+
+const FORMATS = ['json', 'ndjson', 'csv', 'parquet'] as const;
+type Format = (typeof FORMATS)[number];
+
+const CONTENT_TYPE: Record<Format, string> = {
+  json: 'application/json', ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', parquet: 'application/vnd.apache.parquet',
+};
+
+export const TICK_FIELDS = ['symbol', 'ts', 'ts_us', 'ts_ms', 'price', 'size', 'bid', 'ask', 'side', 'source', 'seq', 'flags'] as const;
+export const BAR_FIELDS = ['symbol', 'ts', 'ts_us', 'ts_ms', 'open', 'high', 'low', 'close', 'volume', 'trades', 'buy_volume', 'sell_volume', 'vwap'] as const;
+/** DuckDB result columns after ts_us (index 0), in the order of the fields after ts_ms. */
+const TICK_VALUE_FIELDS = ['price', 'size', 'bid', 'ask', 'side', 'source', 'seq', 'flags'] as const;
+const BAR_VALUE_FIELDS = ['open', 'high', 'low', 'close', 'volume', 'trades', 'buy_volume', 'sell_volume', 'vwap'] as const;
+
+interface Request {
+  metas: SymbolMeta[];
+  startUs: number;
+  endUs: number;
+  bucketUs: number | null;
+  interval: string;
+  format: Format;
+  unavailable: { from: string; to: string; reason: string }[];
+}
+
+function parse(s: Services, ctx: RouteCtx): Request {
+  const q = new Query(ctx.query);
+  const syms = q.symbols();
+  const start = q.time('start_time');
+  if (start === undefined) throw new ApiError(400, 'BAD_REQUEST', 'parameter start_time is required (ISO 8601, e.g. 2025-11-11T14:00:00Z)');
+  const nowUs = s.deps.now() * 1000;
+  const end = q.time('end_time') ?? nowUs;
+  if (!(end > start)) throw new ApiError(400, 'BAD_REQUEST', 'end_time must be after start_time');
+  const interval = q.str('interval') ?? 'raw';
+  const bucketUs = interval === 'raw' || interval === 'tick' ? null : INTERVALS[interval];
+  if (bucketUs === undefined) throw new ApiError(400, 'BAD_REQUEST', `interval must be one of ${Object.keys(INTERVALS).join(', ')} (or omitted for raw ticks)`);
+  const fmt = q.str('format') ?? 'json';
+  if (!(FORMATS as readonly string[]).includes(fmt)) throw new ApiError(400, 'BAD_REQUEST', `format must be one of ${FORMATS.join(', ')}`);
+  const format = fmt as Format;
+  const metas = syms.map((x) => resolveSymbol(s, ctx, x));
+  if (format === 'parquet' && metas.length > 1) throw new ApiError(400, 'BAD_REQUEST', 'format=parquet answers one symbol per request');
+  // retention: partitions dated before (today − retentionDays) are purged (workers/compactor purgeOlderThan)
+  const d = new Date(s.deps.now());
+  const today = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  const cutoffUs = (today - s.deps.retentionDays * 86_400_000) * 1000;
+  const unavailable: Request['unavailable'] = [];
+  let startUs = start;
+  if (end <= cutoffUs) {
+    throw new ApiError(410, 'DATA_UNAVAILABLE', `data before ${microsToIso(cutoffUs) as string} is unavailable: it is older than the retention of ${s.deps.retentionDays} days`);
+  }
+  if (start < cutoffUs) {
+    unavailable.push({ from: microsToIso(start) as string, to: microsToIso(cutoffUs) as string, reason: `older than the retention of ${s.deps.retentionDays} days` });
+    startUs = cutoffUs;
+  }
+  return { metas, startUs, endUs: end, bucketUs, interval, format, unavailable };
+}
+
+/** CSV cell: numbers as is, null empty, strings quoted when needed. */
+function csvCell(v: string | number | null): string {
+  if (v === null) return '';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
+  return /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+}
+
+type Cell = string | number | null;
+
+/** Rows of one DuckDB chunk as text in `format` (columns: ts_us then the value fields). */
+function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, valueFields: readonly string[], first: { v: boolean }): string {
+  const n = chunk.rowCount;
+  const cols = valueFields.length + 1;
+  const vecs = [];
+  for (let c = 0; c < cols; c++) vecs.push(chunk.getColumnVector(c));
+  const symJson = JSON.stringify(symbol);
+  const symCsv = csvCell(symbol);
+  let out = '';
+  for (let i = 0; i < n; i++) {
+    const tsUs = vecs[0]?.getItem(i) as number;
+    const iso = microsToIso(tsUs) as string;
+    const tsMs = Math.floor(tsUs / 1000);
+    if (format === 'csv') {
+      out += `${symCsv},${iso},${tsUs},${tsMs}`;
+      for (let c = 1; c < cols; c++) out += `,${csvCell(vecs[c]?.getItem(i) as Cell)}`;
+      out += '\n';
+    } else {
+      let o = `{"symbol":${symJson},"ts":"${iso}","ts_us":${tsUs},"ts_ms":${tsMs}`;
+      for (let c = 1; c < cols; c++) {
+        const v = vecs[c]?.getItem(i) as Cell;
+        o += `,"${valueFields[c - 1] as string}":${v === null || (typeof v === 'number' && !Number.isFinite(v)) ? 'null' : typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
+      }
+      o += '}';
+      if (format === 'ndjson') out += `${o}\n`;
+      else {
+        out += first.v ? o : `,${o}`;
+        first.v = false;
+      }
+    }
+  }
+  return out;
+}
+
+async function planFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Request, snap: HotSnapshot): Promise<TickPlan> {
+  const hot = s.deps.hot;
+  let heldFrom = Infinity;
+  if (hot !== null && meta.id <= hot.symbols) heldFrom = snapshotHot(hot, meta.id, r.startUs, r.endUs, s.hotPage, snap);
+  else snap.length = 0;
+  conn.setHot(snap);
+  const cutUs = Math.min(r.endUs, Math.max(r.startUs, heldFrom));
+  const { files } = await filesFor(s.deps.dataDir, 'ticks', meta.symbol, r.startUs, cutUs);
+  return { tickFiles: files, startUs: r.startUs, cutUs, endUs: r.endUs };
+}
+
+async function sqlFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Request, snap: HotSnapshot, forParquet: boolean): Promise<string> {
+  const plan = await planFor(s, conn, meta, r, snap);
+  if (r.bucketUs === null) return tickSql(plan, conn.hotScan, sourceListSql(s.deps.sourceNames, snap), forParquet);
+  return barSql(await planBars(s.deps.dataDir, meta.symbol, plan, r.bucketUs), conn.hotScan, forParquet);
+}
+
+function headers(r: Request): Record<string, string> {
+  const h: Record<string, string> = { 'cache-control': 'no-store' };
+  if (r.unavailable.length > 0) h['x-tickpipe-unavailable'] = r.unavailable.map((u) => `${u.from}/${u.to} ${u.reason}`).join('; ');
+  return h;
+}
+
+async function answerParquet(s: Services, ctx: RouteCtx, res: Parameters<RouteHandler>[0], r: Request): Promise<void> {
+  const pool = await s.duck();
+  const meta = r.metas[0] as SymbolMeta;
+  const tmp = join(tmpdir(), `tickpipe-api-${process.pid}-${randomBytes(6).toString('hex')}.parquet`);
+  let body: Buffer;
+  try {
+    const rows = await pool.with(async (conn) => {
+      const snap = new HotSnapshot();
+      const sql = await sqlFor(s, conn, meta, r, snap, true);
+      if (ctx.aborted) return 0;
+      const out = await conn.conn.run(`COPY (${sql}) TO ${sqlStr(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+      return out.rowsChanged;
+    });
+    if (ctx.aborted) return;
+    ctx.rows = rows;
+    body = await readFile(tmp);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  if (ctx.aborted) return;
+  const fname = `${meta.symbol}_${r.interval}.parquet`;
+  await sendBuffer(res, ctx, 200, CONTENT_TYPE.parquet, body, { ...headers(r), 'content-disposition': `attachment; filename="${fname}"` });
+}
+
+async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandler>[0], r: Request): Promise<void> {
+  const pool = await s.duck();
+  const stream = new ResponseStream(res, ctx);
+  const valueFields = r.bucketUs === null ? TICK_VALUE_FIELDS : BAR_VALUE_FIELDS;
+  const fields = r.bucketUs === null ? TICK_FIELDS : BAR_FIELDS;
+  const first = { v: true };
+  let rows = 0;
+  const begin = (): void => {
+    if (stream.started) return;
+    stream.start(200, CONTENT_TYPE[r.format], headers(r));
+    ctx.streaming = true;
+  };
+  let head = '';
+  if (r.format === 'json') {
+    head = `{"symbols":${JSON.stringify(r.metas.map((m) => m.symbol))},"interval":${JSON.stringify(r.interval)},"start":"${microsToIso(r.startUs) as string}",` +
+      `"end":"${microsToIso(r.endUs) as string}","unavailable":${JSON.stringify(r.unavailable)},"data":[`;
+  } else if (r.format === 'csv') {
+    head = `${fields.join(',')}\n`;
+  }
+  for (const meta of r.metas) {
+    if (ctx.aborted) return;
+    await pool.with(async (conn) => {
+      const snap = new HotSnapshot();
+      const sql = await sqlFor(s, conn, meta, r, snap, false);
+      const result = await conn.conn.stream(sql);
+      // the head goes out only once the first query is accepted: errors before it are plain JSON errors
+      begin();
+      if (head !== '') { await stream.write(head); head = ''; }
+      let buf = '';
+      for (;;) {
+        if (ctx.aborted) return;
+        const chunk = await result.fetchChunk();
+        if (chunk === null || chunk.rowCount === 0) break;
+        rows += chunk.rowCount;
+        buf += chunkText(chunk, r.format, meta.symbol, valueFields, first);
+        if (buf.length >= 256 * 1024) {
+          if (!(await stream.write(buf))) return;
+          buf = '';
+        }
+      }
+      if (buf !== '' && !(await stream.write(buf))) return;
+    });
+  }
+  if (ctx.aborted) return;
+  begin();
+  if (head !== '') await stream.write(head);
+  if (r.format === 'json') await stream.write(']}');
+  ctx.rows = rows;
+  stream.end(200);
+}
+
+export function historicalRoute(s: Services): RouteHandler {
+  return async (res, _req, ctx) => {
+    const r = parse(s, ctx);
+    if (r.format === 'parquet') await answerParquet(s, ctx, res, r);
+    else await answerText(s, ctx, res, r);
+  };
+}
