@@ -51,7 +51,7 @@ export class ApiMetrics {
   readonly #other = new Map<string, Lat>();
 
   constructor(opts: { processMetrics?: boolean } = {}) {
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tickpipe_process_' });
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tickpipe_' });
     this.#requests = new Counter({ name: 'tickpipe_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
   }
 
