@@ -9,6 +9,7 @@ import { registerBench } from './commands/bench.ts';
 import { registerStart } from './commands/start.ts';
 import { registerGen } from './commands/gen.ts';
 import { registerInspect } from './commands/inspect.ts';
+import { registerKeys } from './commands/keys.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerInspect(program);
   registerGen(program);
+  registerKeys(program);
   return program;
 }
 
