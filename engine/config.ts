@@ -52,6 +52,17 @@ export const ENV_SCHEMA = z.object({
   TICKPIPE_DEMO_RATE: z.coerce.number().min(1).max(2_000_000).default(600),
   TICKPIPE_DEMO_HISTORY_MIN: z.coerce.number().min(0).max(24 * 60).default(10),
   TICKPIPE_RING_SLOTS: z.coerce.number().int().refine((n) => n >= 64 && n <= 1 << 24 && (n & (n - 1)) === 0, 'a power of two between 64 and 16777216').default(1 << 16),
+  TICKPIPE_COMMIT_INTERVAL_MS: z.coerce.number().int().min(1).max(10_000).default(100),
+  TICKPIPE_REORDER_WINDOW_MS: z.coerce.number().min(0).max(3_600_000).default(500),
+  TICKPIPE_SPIKE_BAND: z.coerce.number().min(0).max(100).default(0.05),
+  TICKPIPE_OFF_TICK: z.enum(['reject', 'flag']).default('reject'),
+  TICKPIPE_TIME_GAP_SEC: z.coerce.number().min(0).max(7 * 86_400).default(300),
+  TICKPIPE_STALE_AFTER_SEC: z.coerce.number().min(0).max(86_400).default(60),
+  TICKPIPE_SESSION_CALENDAR: z.enum(['cme-globex', 'us-equity-rth', '24x7']).default('cme-globex'),
+  TICKPIPE_QUARANTINE_FLAGGED: bool.default(true),
+  TICKPIPE_HOT_CAPACITY: z.coerce.number().int().refine((n) => n >= 1024 && n <= 1 << 26 && (n & (n - 1)) === 0, 'a power of two between 1024 and 67108864').default(1 << 20),
+  TICKPIPE_HOT_MAX_MB: z.coerce.number().int().min(16).max(1 << 20).default(2048),
+  REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
 });
 
 export const ENV_HELP: Record<keyof z.infer<typeof ENV_SCHEMA>, string> = {
@@ -69,6 +80,17 @@ export const ENV_HELP: Record<keyof z.infer<typeof ENV_SCHEMA>, string> = {
   TICKPIPE_DEMO_RATE: 'demo market trades per second over all symbols; default 600',
   TICKPIPE_DEMO_HISTORY_MIN: 'minutes of demo history written at start before the live part; default 10',
   TICKPIPE_RING_SLOTS: 'slots per ring (power of two); default 65536',
+  TICKPIPE_COMMIT_INTERVAL_MS: 'journal group commit: fsync at least this often, ms; default 100',
+  TICKPIPE_REORDER_WINDOW_MS: 'late ticks within this many ms of the newest (per source and symbol) are kept and flagged; older ones are quarantined; default 500',
+  TICKPIPE_SPIKE_BAND: 'trades further than this fraction from the reference price are flagged as spikes (0 = off); default 0.05',
+  TICKPIPE_OFF_TICK: 'trade prices off the tick grid: reject (quarantine) or flag; default reject',
+  TICKPIPE_TIME_GAP_SEC: 'in-session silence of a symbol recorded as a time gap, seconds (0 = off); default 300',
+  TICKPIPE_STALE_AFTER_SEC: 'no tick for this long while the session is open: the feed is stale, seconds (0 = off); default 60',
+  TICKPIPE_SESSION_CALENDAR: 'session calendar for time gaps and staleness: cme-globex, us-equity-rth or 24x7; default cme-globex',
+  TICKPIPE_QUARANTINE_FLAGGED: 'also quarantine kept-but-flagged ticks (outside quote, crossed, spike...) (1/0); default 1',
+  TICKPIPE_HOT_CAPACITY: 'hot window entries per symbol (power of two); default 1048576',
+  TICKPIPE_HOT_MAX_MB: 'bound on the hot window shared memory, MiB; default 2048',
+  REDIS_URL: 'Redis for the stream/latest/pub-sub sink (redis://host:6379/0); unset: no Redis',
 };
 
 export interface EngineConfig {
@@ -86,6 +108,17 @@ export interface EngineConfig {
   demoRate: number;
   demoHistoryMinutes: number;
   ringSlots: number;
+  commitIntervalMs: number;
+  reorderWindowMs: number;
+  spikeBand: number;
+  offTick: 'reject' | 'flag';
+  timeGapSec: number;
+  staleAfterSec: number;
+  sessionCalendar: 'cme-globex' | 'us-equity-rth' | '24x7';
+  quarantineFlagged: boolean;
+  hotCapacity: number;
+  hotMaxBytes: number;
+  redisUrl: string | null;
 }
 
 /** Roots of the demo market; the contracts are the front months at start (NQZ26 in November 2026). */
@@ -139,5 +172,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     demoRate: e.TICKPIPE_DEMO_RATE,
     demoHistoryMinutes: e.TICKPIPE_DEMO_HISTORY_MIN,
     ringSlots: e.TICKPIPE_RING_SLOTS,
+    commitIntervalMs: e.TICKPIPE_COMMIT_INTERVAL_MS,
+    reorderWindowMs: e.TICKPIPE_REORDER_WINDOW_MS,
+    spikeBand: e.TICKPIPE_SPIKE_BAND,
+    offTick: e.TICKPIPE_OFF_TICK,
+    timeGapSec: e.TICKPIPE_TIME_GAP_SEC,
+    staleAfterSec: e.TICKPIPE_STALE_AFTER_SEC,
+    sessionCalendar: e.TICKPIPE_SESSION_CALENDAR,
+    quarantineFlagged: e.TICKPIPE_QUARANTINE_FLAGGED,
+    hotCapacity: e.TICKPIPE_HOT_CAPACITY,
+    hotMaxBytes: e.TICKPIPE_HOT_MAX_MB * 1024 * 1024,
+    redisUrl: e.REDIS_URL ?? null,
   };
 }

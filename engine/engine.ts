@@ -1,32 +1,50 @@
 /**
- * The running engine of `tickpipe start`: shared tables, source workers, ring consumers and the API.
+ * The running engine of `tickpipe start`: shared tables, source workers, the validator stage, ring
+ * consumers and the API.
  *
  *   demo-market.worker (optional) ── writes Sierra files live
- *   sierra-scid.worker  ──ring──▶ RingDrain ─▶ latest table (SAB, seqlock)
- *   sierra-depth.worker ──ring──▶ RingDrain ─▶ order books
+ *   sierra-scid.worker  ──ring──▶ validator.worker ─▶ journal (group commit), quarantine, gap store
+ *                                                   ─▶ hot window (SAB), latest table (SAB, seqlock)
+ *                                                   ──feed ring──▶ FeedDrain (main) ─▶ engine.feed listeners
+ *                                                   ──redis ring──▶ (Redis sink worker, when REDIS_URL is set)
+ *   sierra-depth.worker ──ring──▶ RingDrain (main) ─▶ order books
  *   uWS (main thread): /healthz /readyz /api/v1/status
  *
- * Start order: HTTP (503 on /readyz until ready), demo (its files exist before the tailers look), sources. Stop order:
- * HTTP, demo, sources (rings DRAINING: they stop reading and publish what they hold), then the drains
- * empty the rings; checkpoints are saved by the sources as they stop.
+ * Exactly once into the journal across kill -9: see engine/validate/stage.ts (the scid source runs with
+ * `durableConsumer`: its checkpoint follows what the validator released, i.e. what the journal holds).
+ *
+ * Start order: HTTP (503 on /readyz until ready), demo (its files exist before the tailers look), sources,
+ * validator (it replays the journal's open hours into the hot window before READY). Stop order: HTTP,
+ * demo, sources (rings DRAINING: they stop reading and publish what they hold), the validator (drains its
+ * inputs, commits the journal), then the main-thread drains empty their rings.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, listen, type ApiServer } from '../api/server.ts';
 import type { IngestFileSpec } from '../workers/sierra/ingest.ts';
 import { DEPTH_SUBDIR, scidFileName } from '../workers/sim/sim-files.ts';
+import type { OrderBook } from './book/order-book.ts';
 import type { EngineConfig } from './config.ts';
 import { engineError } from './errors.ts';
+import { HotWindow } from './hot/hot-window.ts';
+import { FeedDrain } from './ingest/feed.ts';
 import { RingDrain } from './ingest/drain.ts';
 import { IngestProgress } from './ingest/progress.ts';
+import { JOURNAL_DIR_NAME } from './journal/format.ts';
 import { LatestTable } from './latest/latest-table.ts';
 import { createRing, ringStats } from './ring/ring.ts';
 import { Supervisor } from './supervisor.ts';
 import { SymbolRegistry } from './symbols/registry.ts';
+import type { ValidatorStageOptions } from './validate/stage.ts';
+import { GapStore, QuarantineStore } from './validate/stores.ts';
 import { RECORD_RING_KIND, RECORD_SLOT_BYTES } from '../schemas/records.ts';
 
 const SCID_SOURCE_ID = 1;
 const DEPTH_SOURCE_ID = 2;
+/** Stage name of the validator worker (supervisor requests, status). */
+export const VALIDATOR_STAGE = 'validator';
+/** Source ids of the built-in sources (record header SOURCE_ID). */
+export const SOURCE_IDS: Readonly<Record<string, number>> = { 'sierra-scid': SCID_SOURCE_ID, 'sierra-depth': DEPTH_SOURCE_ID };
 
 export interface EngineLog {
   info(msg: string): void;
@@ -38,8 +56,27 @@ export class Engine {
   readonly registry: SymbolRegistry;
   readonly latest: LatestTable;
   readonly supervisor = new Supervisor();
+  /** Main-thread consumers of source rings that bypass the validator (market depth → order books). */
   readonly drains: RingDrain[] = [];
   readonly rings: Record<string, SharedArrayBuffer> = {};
+  /** The last hour of validated trades per symbol (written by the validator worker; read anywhere). */
+  readonly hot: HotWindow;
+  /** Validated records on the main thread, in ring order (api/types.ts RecordFeed). */
+  readonly feed: FeedDrain;
+  /**
+   * Ring of journaled records (64-byte slots, schemas/records.ts) for the Redis sink, created only when
+   * REDIS_URL is set (else null). The validator is its only producer; one consumer (the sink worker)
+   * attaches a RingReader. A full ring never stalls the validator: records are dropped for it and, once
+   * space is back, a GAP record (kind SOURCE_STATUS, status OUTPUT_OVERFLOW_STATUS, start/end = event
+   * times of the first/last dropped record, expectedSeq = how many) says what to re-read from the journal.
+   */
+  readonly redisRing: SharedArrayBuffer | null;
+  /** Rejected and flagged records on disk (`<data-dir>/quarantine`), queryable. */
+  readonly quarantine: QuarantineStore;
+  /** Sequence/time gaps and source markers on disk (`<data-dir>/gaps`), queryable. */
+  readonly gaps: GapStore;
+  /** `<data-dir>/journal`: hour files `<YYYY-MM-DD>/<HH>.tpj` (engine/journal/format.ts). */
+  readonly journalDir: string;
   readonly startedAt = Date.now();
   readonly #log: EngineLog;
   #api: ApiServer | null = null;
@@ -51,9 +88,21 @@ export class Engine {
     this.#log = log;
     this.registry = SymbolRegistry.create({ capacity: 1024 });
     this.latest = LatestTable.create(1024);
+    let maxId = 0;
     for (const s of config.symbols) {
-      this.registry.register({ symbol: s, ...(config.priceMultipliers[s] ? { priceMultiplier: config.priceMultipliers[s] } : {}) });
+      maxId = Math.max(maxId, this.registry.register({ symbol: s, ...(config.priceMultipliers[s] ? { priceMultiplier: config.priceMultipliers[s] } : {}) }));
     }
+    // ids registered later (up to +4) still get a hot ring; the SAB's pages are committed as they fill
+    this.hot = HotWindow.create({ symbols: maxId + 4, capacityPerSymbol: config.hotCapacity, maxBytes: config.hotMaxBytes });
+    const feedRing = createRing({ slotCount: config.ringSlots, slotBytes: RECORD_SLOT_BYTES, recordKind: RECORD_RING_KIND });
+    this.rings.feed = feedRing;
+    this.feed = new FeedDrain('feed', feedRing, (err) => this.#error(`a record listener failed and was unsubscribed: ${(err as Error)?.message ?? String(err)}`));
+    this.redisRing = config.redisUrl ? createRing({ slotCount: Math.max(config.ringSlots, 1 << 16), slotBytes: RECORD_SLOT_BYTES, recordKind: RECORD_RING_KIND }) : null;
+    if (this.redisRing) this.rings.redis = this.redisRing;
+    const symbolOf = (id: number): string | null => { try { return this.registry.metaOf(id).symbol; } catch { return null; } };
+    this.quarantine = new QuarantineStore(config.dataDir, symbolOf);
+    this.gaps = new GapStore(config.dataDir, symbolOf);
+    this.journalDir = join(config.dataDir, JOURNAL_DIR_NAME);
   }
 
   get port(): number { return this.#api?.port ?? 0; }
@@ -101,20 +150,59 @@ export class Engine {
       kind: 'depth', symbol: s, symbolId: this.registry.requireId(s), sourceId: DEPTH_SOURCE_ID, dir: depthDir, prefix: `${s}${c.fileSuffix}`,
       priceMultiplier: c.priceMultipliers[s] ?? 1, ...(c.demo ? { fromDate: today } : {}),
     }));
-    for (const [name, files, entry] of [
-      ['sierra-scid', scidFiles, new URL('../workers/sierra-scid.worker.ts', import.meta.url)],
-      ['sierra-depth', depthFiles, new URL('../workers/sierra-depth.worker.ts', import.meta.url)],
+    const validated: SharedArrayBuffer[] = [];
+    for (const [name, files, entry, viaValidator] of [
+      ['sierra-scid', scidFiles, new URL('../workers/sierra-scid.worker.ts', import.meta.url), true],
+      ['sierra-depth', depthFiles, new URL('../workers/sierra-depth.worker.ts', import.meta.url), false],
     ] as const) {
       const ring = createRing({ slotCount: c.ringSlots, slotBytes: RECORD_SLOT_BYTES, recordKind: RECORD_RING_KIND });
       this.rings[name] = ring;
       const progress = IngestProgress.create(files.length);
-      sup.add({ name, entry, outputs: [ring], data: { name, ring, progress, files, dataDir: c.dataDir, pollMs: c.pollMs, follow: true } });
-      this.drains.push(new RingDrain(name, ring, this.latest, (id) => this.registry.metaOf(id).tickSize));
+      sup.add({ name, entry, outputs: [ring], data: { name, ring, progress, files, dataDir: c.dataDir, pollMs: c.pollMs, follow: true, durableConsumer: viaValidator } });
+      if (viaValidator) validated.push(ring);
+      else this.drains.push(new RingDrain(name, ring, this.latest, (id) => this.registry.metaOf(id).tickSize));
     }
+    const stage: ValidatorStageOptions & { statsEveryMs: number } = {
+      name: VALIDATOR_STAGE, dataDir: c.dataDir, inputs: validated, feedRing: this.rings.feed!, redisRing: this.redisRing,
+      hot: this.hot.buffer, latest: this.latest.buffer, registry: this.registry.buffer, commitIntervalMs: c.commitIntervalMs,
+      quarantineFlagged: c.quarantineFlagged, statsEveryMs: 500,
+      validator: {
+        reorderWindowMicros: c.reorderWindowMs * 1000, spikeBandFraction: c.spikeBand, offTick: c.offTick, timeGapMicros: c.timeGapSec * 1e6,
+        staleAfterMicros: c.staleAfterSec * 1e6, calendar: c.sessionCalendar, maxSymbols: 1025,
+      },
+    };
+    sup.add({
+      name: VALIDATOR_STAGE, entry: new URL('../workers/validator.worker.ts', import.meta.url), data: stage,
+      outputs: this.redisRing ? [this.rings.feed!, this.redisRing] : [this.rings.feed!], readyTimeoutMs: 120_000,
+    });
     // Listen first: a taken port fails fast, and /readyz says 503 while the stages start.
     this.#api = await listen(buildApp({ status: () => this.status(), ready: () => this.ready() }), c.host, c.port);
     for (const d of this.drains) d.start();
+    this.feed.start();
     await sup.start();
+  }
+
+  /** The order book of a symbol (kept current on the main thread from the depth source), if any. */
+  books(symbolId: number): OrderBook | undefined {
+    for (const d of this.drains) {
+      const b = d.book(symbolId);
+      if (b) return b;
+    }
+    return undefined;
+  }
+
+  /**
+   * Delete a compacted journal hour once its Parquet is verified (the journal lives in the validator
+   * thread: this is a request to it). Refused (ENGINE_ERR_JOURNAL) when the hour now holds another
+   * number of records than `expectedRecords` (late records arrived after compaction: compact again).
+   */
+  async deleteJournalHour(hourStartMicros: number, expectedRecords: number): Promise<void> {
+    await this.supervisor.request(VALIDATOR_STAGE, 'deleteHour', { hourStartMicros, expectedRecords }, 60_000);
+  }
+
+  /** The validator's latest counters (rules, journal, quarantine, outputs); refreshed every 500 ms. */
+  validatorStats(): Record<string, number> {
+    return this.supervisor.status().find((s) => s.name === VALIDATOR_STAGE)?.lastStats ?? {};
   }
 
   #error(msg: string): void {
@@ -130,10 +218,11 @@ export class Engine {
   status(): Record<string, unknown> {
     const symbols = this.registry.list().map((m) => {
       const latest = this.latest.readJson(m.id, m.symbol);
-      const book = this.drains.find((d) => d.book(m.id))?.book(m.id);
+      const book = this.books(m.id);
       return {
         symbol: m.symbol, root: m.root, id: m.id, latest,
-        trades: this.drains.reduce((a, d) => a + (d.tradesBySymbol[m.id] ?? 0), 0),
+        trades: this.feed.tradesBySymbol[m.id] ?? 0,
+        hot: { held: this.hot.count(m.id), heldFromMicros: this.hot.heldFromMicros(m.id) },
         book: book ? { bestBid: book.bestBid, bestAsk: book.bestAsk, bidLevels: book.bidLevels, askLevels: book.askLevels, crossed: book.crossed } : null,
       };
     });
@@ -142,7 +231,12 @@ export class Engine {
       mode: this.config.demo ? 'demo' : 'sierra',
       stages: this.supervisor.status(),
       rings: Object.fromEntries(Object.entries(this.rings).map(([k, r]) => [k, ringStats(r)])),
-      consumers: this.drains.map((d) => ({ name: d.name, ...d.counters, lastRecordAt: d.lastRecordAtMs ? new Date(d.lastRecordAtMs).toISOString() : null })),
+      consumers: [
+        ...this.drains.map((d) => ({ name: d.name, ...d.counters, lastRecordAt: d.lastRecordAtMs ? new Date(d.lastRecordAtMs).toISOString() : null })),
+        { name: this.feed.name, ...this.feed.counters, listeners: this.feed.listenerCount, lastRecordAt: this.feed.lastRecordAtMs ? new Date(this.feed.lastRecordAtMs).toISOString() : null },
+      ],
+      validator: this.validatorStats(),
+      redis: this.redisRing ? { ring: 'created' } : { ring: 'disabled' },
       symbols,
       recentErrors: [...this.#recentErrors],
     };
@@ -153,7 +247,7 @@ export class Engine {
     this.#closing ??= (async () => {
       this.#api?.close();
       await this.supervisor.close({ timeoutMs: 10_000 });
-      await Promise.all(this.drains.map((d) => d.stop()));
+      await Promise.all([...this.drains.map((d) => d.stop()), this.feed.stop()]);
     })();
     return this.#closing;
   }

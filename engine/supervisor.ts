@@ -53,6 +53,30 @@ interface Stage {
 export class Supervisor extends EventEmitter {
   readonly #stages: Stage[] = [];
   #closing: Promise<void> | null = null;
+  #nextRequest = 1;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+
+  /**
+   * Ask a running stage to do something (cold path: e.g. the validator's `deleteHour`): posts
+   * `{ code: 'REQUEST', id, op, ...args }` and resolves with the stage's REPLY result (rejects with its
+   * coded error, ENGINE_ERR_WORKER when the stage is not running, ENGINE_ERR_TIMEOUT after `timeoutMs`).
+   */
+  request(name: string, op: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<unknown> {
+    const st = this.#stages.find((s) => s.spec.name === name);
+    if (!st?.worker || st.status.state !== 'running') {
+      return Promise.reject(engineError('ENGINE_ERR_WORKER', `stage ${name} is not running (${st?.status.state ?? 'unknown'})`, { stage: name }));
+    }
+    const id = this.#nextRequest++;
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(engineError('ENGINE_ERR_TIMEOUT', `stage ${name} did not answer ${op} within ${timeoutMs} ms`, { stage: name, op }));
+      }, timeoutMs);
+      timer.unref();
+      this.#pending.set(id, { resolve, reject, timer });
+      st.worker!.postMessage({ ...args, code: 'REQUEST', id, op });
+    });
+  }
 
   add(spec: StageSpec): void {
     if (this.#stages.some((s) => s.spec.name === spec.name)) throw engineError('ENGINE_ERR_INVALID_ARG', `stage ${spec.name} already exists`);
@@ -154,6 +178,15 @@ export class Supervisor extends EventEmitter {
         const err: EngineError = fromWire(m.error);
         st.status.lastError = `${err.code}: ${err.message}`;
         this.emit('source-error', m.name, err);
+        break;
+      }
+      case 'REPLY': {
+        const p = this.#pending.get(m.id);
+        if (p === undefined) break;
+        this.#pending.delete(m.id);
+        clearTimeout(p.timer);
+        if (m.ok) p.resolve(m.result ?? null);
+        else p.reject(m.error ? fromWire(m.error) : engineError('ENGINE_ERR_WORKER', `stage ${st.spec.name} failed a request`));
         break;
       }
       case 'WARN':

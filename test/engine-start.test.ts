@@ -20,7 +20,7 @@ describe('engine on the demo market', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tickpipe-engine-'));
-    engine = await Engine.start(loadConfig({ TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_DEMO_RATE: '2000', TICKPIPE_POLL_MS: '50', TICKPIPE_DEMO_HISTORY_MIN: '0.5' }), quiet);
+    engine = await Engine.start(loadConfig({ TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_DEMO_RATE: '2000', TICKPIPE_POLL_MS: '50', TICKPIPE_DEMO_HISTORY_MIN: '0.5', TICKPIPE_HOT_CAPACITY: '65536' }), quiet);
     base = `http://127.0.0.1:${engine.port}`;
   }, 60_000);
 
@@ -57,7 +57,7 @@ describe('engine on the demo market', () => {
     }
     expect(s).not.toBeNull();
     expect(s!.mode).toBe('demo');
-    expect(s!.stages.map((x) => [x.name, x.state])).toEqual([['demo-market', 'running'], ['sierra-scid', 'running'], ['sierra-depth', 'running']]);
+    expect(s!.stages.map((x) => [x.name, x.state])).toEqual([['demo-market', 'running'], ['sierra-scid', 'running'], ['sierra-depth', 'running'], ['validator', 'running']]);
     for (const sym of s!.symbols) {
       expect(sym.trades).toBeGreaterThan(100);
       expect(sym.latest?.price).toBeGreaterThan(0);

@@ -13,7 +13,9 @@ export type WorkerMessage =
   | { code: 'WARN'; name: string; message: string; detail?: Record<string, string | number | boolean | null> }
   | { code: 'STATS'; name: string; stats: Record<string, number> }
   | { code: 'STOPPED'; name: string; stats: Record<string, number> }
-  | { code: 'FATAL'; name: string; error: WireError };
+  | { code: 'FATAL'; name: string; error: WireError }
+  /** Answer to a supervisor `request()` ({code:'REQUEST', id, op, ...}). */
+  | { code: 'REPLY'; name: string; id: number; ok: boolean; result?: unknown; error?: WireError };
 
 export function isWorkerMessage(m: unknown): m is WorkerMessage {
   return typeof m === 'object' && m !== null && typeof (m as { code?: unknown }).code === 'string' && typeof (m as { name?: unknown }).name === 'string';

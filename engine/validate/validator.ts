@@ -93,10 +93,12 @@ export const RejectReason = {
   UNKNOWN_SYMBOL: 7,
   /** Already stored before a restart (seq at or below the lane's primed floor): drop, do not quarantine. */
   REPLAYED: 8,
+  /** The record's hour was already compacted to Parquet and its journal deleted (set by the stage, not by `check`). */
+  LATE_FOR_COMPACTED_HOUR: 9,
 } as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
 
-const REASON_NAMES: readonly string[] = ['keep', 'duplicate', 'bad_price', 'off_tick', 'bad_size', 'out_of_order', 'bad_time', 'unknown_symbol', 'replayed'];
+const REASON_NAMES: readonly string[] = ['keep', 'duplicate', 'bad_price', 'off_tick', 'bad_size', 'out_of_order', 'bad_time', 'unknown_symbol', 'replayed', 'late_for_compacted_hour'];
 
 /** Stable snake_case name of a reject reason (`keep` for 0, `unknown_<n>` otherwise). */
 export function rejectReasonName(code: number): string {
@@ -134,14 +136,14 @@ const SIDE_BITS = TradeFlag.SIDE_BUY | TradeFlag.SIDE_SELL;
 // counter slots
 const C_CHECKED = 0;
 const C_KEPT = 1;
-const C_REJECT0 = 1; // C_REJECT0 + reason (1..8) -> 2..9
-const C_FLAG0 = 10; // + index in VERDICT_FLAGS -> 10..15
-const C_GAP_SEQ = 16;
-const C_GAP_TIME = 17;
-const C_GAP_DROPPED = 18;
-const C_STALE_EVENTS = 19;
-const C_FILE_RESETS = 20;
-const C_COUNT = 21;
+const C_REJECT0 = 1; // C_REJECT0 + reason (1..9) -> 2..10
+const C_FLAG0 = 11; // + index in VERDICT_FLAGS -> 11..16
+const C_GAP_SEQ = 17;
+const C_GAP_TIME = 18;
+const C_GAP_DROPPED = 19;
+const C_STALE_EVENTS = 20;
+const C_FILE_RESETS = 21;
+const C_COUNT = 22;
 
 const GAP_QUEUE = 256;
 const DEFAULT_MIN_TS = 946_684_800_000_000; // 2000-01-01
@@ -373,7 +375,8 @@ export class Validator {
   /** Raise a lane's replay floor (records of it with seq ≤ `seq` are REPLAYED), e.g. from the quarantine of a previous run. */
   primeFloor(sourceId: number, symbolId: number, seq: number): void {
     const lane = this.#lane(sourceId, symbolId);
-    if (lane >= 0 && seq > this.#floor[lane]!) this.#floor[lane] = seq;
+    // after a FILE_RESET the seq numbers of the old file mean nothing for the new one
+    if (lane >= 0 && this.#lastResetTs[lane] !== this.#lastResetTs[lane] && seq > this.#floor[lane]!) this.#floor[lane] = seq;
   }
 
   /** Pending GAP records produced by `check` (sequence and time gaps). */

@@ -36,6 +36,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, type S
 import { join } from 'node:path';
 import { engineError, isEngineError, toWire, type EngineError } from '../../engine/errors.ts';
 import { FINGERPRINT_HEAD_BYTES, fileFingerprint, loadCheckpoint, saveCheckpoint, type FileCheckpoint, type SourceCheckpoint } from '../../engine/checkpoint.ts';
+import { AckedProgress } from '../../engine/ingest/acked.ts';
 import { IngestProgress } from '../../engine/ingest/progress.ts';
 import { RingState } from '../../engine/ring/layout.ts';
 import { RingWriter, type PublishHook } from '../../engine/ring/ring.ts';
@@ -75,6 +76,12 @@ export interface SierraIngestOptions {
   pollMs?: number;
   checkpointEveryMs?: number;
   maxChunkBytes?: number;
+  /**
+   * The ring's consumer releases slots only once their records are stored durably (the validator stage:
+   * after the journal commit). Checkpoints then record the position the consumer RELEASED, never one it
+   * has not stored (engine/ingest/acked.ts); default false: the position published.
+   */
+  durableConsumer?: boolean;
 }
 
 export interface IngestEvents {
@@ -198,6 +205,7 @@ class ProgressHook implements PublishHook {
   readonly #progress: IngestProgress;
   readonly #w: RingWriter;
   file: FileState | null = null;
+  acked: AckedProgress | null = null;
 
   constructor(progress: IngestProgress, w: RingWriter) {
     this.#progress = progress;
@@ -212,7 +220,10 @@ class ProgressHook implements PublishHook {
   }
 
   afterPublish(_n: number): void {
-    if (this.file !== null) this.#progress.commit();
+    if (this.file !== null) {
+      this.#progress.commit();
+      this.acked?.record(this.file.slot, this.#progress.get(this.file.slot));
+    }
   }
 }
 
@@ -222,6 +233,7 @@ export class SierraIngest {
   readonly #progress: IngestProgress;
   readonly #files: FileState[] = [];
   readonly #hook: ProgressHook;
+  #acked: AckedProgress | null = null;
   readonly #events: IngestEvents;
   readonly #sleepWord = new Int32Array(new SharedArrayBuffer(4));
   #lastCheckpoint = 0;
@@ -231,7 +243,7 @@ export class SierraIngest {
 
   constructor(opts: SierraIngestOptions, events: IngestEvents) {
     this.#o = {
-      follow: true, pollMs: 250, checkpointEveryMs: 1000, maxChunkBytes: 4 * 1024 * 1024, ...opts,
+      follow: true, pollMs: 250, checkpointEveryMs: 1000, maxChunkBytes: 4 * 1024 * 1024, durableConsumer: false, ...opts,
     };
     this.#events = events;
     this.#w = RingWriter.attach(opts.ring);
@@ -242,10 +254,32 @@ export class SierraIngest {
     this.#hook = new ProgressHook(this.#progress, this.#w);
     this.#w.setPublishHook(this.#hook);
     const cp = this.#loadCheckpoint();
+    const wasSeeded = opts.files.map((_, slot) => this.#progress.isSeeded(slot));
     opts.files.forEach((spec, slot) => {
       const f = this.#initFile(spec, slot, cp);
       this.#files.push(f);
     });
+    if (this.#o.durableConsumer) {
+      const acked = new AckedProgress(opts.ring, opts.files.length);
+      for (const f of this.#files) {
+        const saved = cp.files[f.key];
+        if (!wasSeeded[f.slot]) acked.set(f.slot, this.#progress.get(f.slot));
+        // a restarted worker: what it had published may not be stored yet; the durable checkpoint is
+        else if (saved && saved.path !== undefined && sameFile(saved as FileCheckpoint & { path: string })) acked.set(f.slot, { ...saved, tag: saved.tag ?? 0 });
+        else acked.set(f.slot, { recordIndex: 0, offset: 0, lastTsMicros: 0, tag: this.#progress.get(f.slot).tag });
+      }
+      this.#acked = acked;
+      this.#hook.acked = acked;
+    }
+  }
+
+  /** Position to checkpoint for a file: the published one, or (durableConsumer) the one the consumer released. */
+  #checkpointProgress(f: FileState): { recordIndex: number; offset: number; lastTsMicros: number; tag: number } {
+    const a = this.#acked;
+    if (a === null) return this.#progress.get(f.slot);
+    a.advance();
+    if (a.drained) a.set(f.slot, this.#progress.get(f.slot));
+    return a.get(f.slot);
   }
 
   /** A corrupt checkpoint is fatal for this source (coded, naming the file): guessing a position would duplicate or lose ticks. */
@@ -372,14 +406,16 @@ export class SierraIngest {
     this.#lastCheckpoint = performance.now();
     const cp: SourceCheckpoint = { version: 1, source: this.#o.name, files: {} };
     for (const f of this.#files) {
-      const p = this.#progress.get(f.slot);
-      const id = f.tailer?.identity ?? null;
+      const p = this.#checkpointProgress(f);
+      // durableConsumer: the released position may still be in the previous file of a depth series
+      const path = p.tag !== f.tag && f.spec.kind === 'depth' && p.tag > 0 ? join(f.spec.dir!, `${f.spec.prefix!}.${tagToDate(p.tag)}.depth`) : f.path;
+      const id = path === f.path ? f.tailer?.identity ?? null : null;
       let ino = id?.ino ?? 0;
       let dev = id?.dev ?? 0;
       let fingerprint: string | null = null;
       let headBytes = 0;
       try {
-        const fd = openSync(f.path, 'r');
+        const fd = openSync(path, 'r');
         try {
           const st = fstatSync(fd);
           // The fingerprint is of the file the progress belongs to: skip it when the path already names
@@ -393,7 +429,7 @@ export class SierraIngest {
           closeSync(fd);
         }
       } catch { /* not there (yet): no fingerprint */ }
-      const fc: FileCheckpoint = { offset: p.offset, recordIndex: p.recordIndex, ino, dev, lastTsMicros: p.lastTsMicros, updatedAt: new Date().toISOString(), path: f.path, tag: f.tag };
+      const fc: FileCheckpoint = { offset: p.offset, recordIndex: p.recordIndex, ino, dev, lastTsMicros: p.lastTsMicros, updatedAt: new Date().toISOString(), path, tag: p.tag };
       if (fingerprint !== null) { fc.fingerprint = fingerprint; fc.fingerprintHeadBytes = headBytes; }
       cp.files[f.key] = fc;
     }
@@ -598,6 +634,7 @@ export class SierraIngest {
     f.resetPending = -1;
     this.#emitGap(f, GapKind.FILE_RESET, this.#progress.get(f.slot).recordIndex);
     this.#progress.switchFile(f.slot, f.tag);
+    this.#acked?.record(f.slot, this.#progress.get(f.slot));
   }
 
   /** A GAP record: `expectedSeq` = the record index the file had reached, got 0; time = last event time handed on. */
@@ -653,6 +690,7 @@ export class SierraIngest {
     f.tag = next.tag;
     f.done = false;
     this.#progress.switchFile(f.slot, next.tag);
+    this.#acked?.record(f.slot, this.#progress.get(f.slot));
     return true;
   }
 }

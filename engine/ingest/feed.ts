@@ -1,0 +1,111 @@
+/**
+ * The main thread's end of the validator's feed ring: validated records in ring order, handed to every
+ * subscribed RecordListener (api/types.ts: the WebSocket hub, the bench harness...). Parks with
+ * `waitForDataAsync` (never blocks the uWS thread) and yields to the event loop after every batch.
+ *
+ * A listener that throws is unsubscribed (and reported through `onListenerError`): one broken consumer
+ * must not stop the others or the drain.
+ */
+import type { RecordFeed, RecordListener } from '../../api/types.ts';
+import { RingReader } from '../ring/ring.ts';
+import { RecordKind } from '../../schemas/records.ts';
+
+const BATCH = 4096;
+const PARK_MS = 100;
+
+export interface FeedCounters {
+  records: number;
+  trades: number;
+  quotes: number;
+  gaps: number;
+  other: number;
+  listenerErrors: number;
+}
+
+export class FeedDrain implements RecordFeed {
+  readonly name: string;
+  readonly #reader: RingReader;
+  #listeners: RecordListener[] = [];
+  readonly counters: FeedCounters = { records: 0, trades: 0, quotes: 0, gaps: 0, other: 0, listenerErrors: 0 };
+  /** Per symbol id: validated trades seen (for status). */
+  readonly tradesBySymbol = new Float64Array(65536);
+  lastRecordAtMs = 0;
+  #running: Promise<void> | null = null;
+  #stopRequested = false;
+  readonly #onListenerError: (err: unknown) => void;
+
+  constructor(name: string, ring: SharedArrayBuffer, onListenerError: (err: unknown) => void = () => undefined) {
+    this.name = name;
+    this.#reader = RingReader.attach(ring);
+    this.#onListenerError = onListenerError;
+  }
+
+  subscribe(listener: RecordListener): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => { this.#listeners = this.#listeners.filter((l) => l !== listener); };
+  }
+
+  get listenerCount(): number { return this.#listeners.length; }
+
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  /** Resolve once the ring's producer has stopped and everything published has been delivered. */
+  async stop(): Promise<void> {
+    this.#stopRequested = true;
+    await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    const r = this.#reader;
+    for (;;) {
+      const n = r.available();
+      if (n === 0) {
+        if (r.finished || (this.#stopRequested && r.state !== 1)) return;
+        await r.waitForDataAsync(PARK_MS);
+        continue;
+      }
+      this.#consume(n < BATCH ? n : BATCH);
+      await new Promise<void>((res) => setImmediate(res));
+    }
+  }
+
+  #consume(n: number): void {
+    const r = this.#reader;
+    const v = r.views;
+    const c = this.counters;
+    const ls = this.#listeners;
+    for (let i = 0; i < n; i++) {
+      const b = r.slotByte(i);
+      const kind = v.u8[b];
+      if (kind === RecordKind.TRADE) {
+        c.trades++;
+        const id = v.u16[(b + 2) >> 1]!;
+        this.tradesBySymbol[id] = this.tradesBySymbol[id]! + 1;
+      } else if (kind === RecordKind.QUOTE) c.quotes++;
+      else if (kind === RecordKind.GAP) c.gaps++;
+      else c.other++;
+      for (let k = 0; k < ls.length; k++) {
+        try {
+          ls[k]!.onRecord(v, b);
+        } catch (err) {
+          this.#drop(ls[k]!, err);
+        }
+      }
+    }
+    c.records += n;
+    for (let k = 0; k < ls.length; k++) {
+      try { ls[k]!.onBatchEnd(); } catch (err) { this.#drop(ls[k]!, err); }
+    }
+    r.release(n);
+    this.lastRecordAtMs = Date.now();
+  }
+
+  #drop(l: RecordListener, err: unknown): void {
+    if (!this.#listeners.includes(l)) return;
+    this.counters.listenerErrors++;
+    this.#listeners = this.#listeners.filter((x) => x !== l);
+    this.#onListenerError(err);
+  }
+}
