@@ -1,0 +1,224 @@
+/**
+ * API keys: stored hashed (never the secret, on disk or in the query history), compared in constant time
+ * (crypto.timingSafeEqual on every path, known id or not), 401/403/429 over real HTTP, repeated bad keys
+ * from one address rate-limited, per-key query history readable with an admin key, key administration over
+ * HTTP, the `tickpipe keys` CLI as a child process, and ensureLocalKey.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { ensureLocalKey, KeyStore, KEYS_FILE } from '../api/auth/keystore.ts';
+import { get, startFixture, type Fixture } from './api-fixture.ts';
+
+vi.mock('node:crypto', async (importOriginal) => {
+  const m = await importOriginal<typeof import('node:crypto')>();
+  return { ...m, timingSafeEqual: vi.fn(m.timingSafeEqual) };
+});
+
+const BIN = fileURLToPath(new URL('../bin/tickpipe.js', import.meta.url));
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'tickpipe-keys-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('KeyStore', () => {
+  test('keys.json holds only SHA-256 hashes (mode 0600); the key is shown once', () => {
+    const dir = tmp();
+    const ks = KeyStore.open(dir);
+    const { key, info } = ks.createSync({ name: 'bot', scopes: ['realtime', 'historical'], symbols: ['mnq'], ratePerSec: 5 });
+    const m = /^tpk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/.exec(key);
+    expect(m).not.toBeNull();
+    const secret = m?.[2] as string;
+    const text = readFileSync(join(dir, KEYS_FILE), 'utf8');
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain(key);
+    expect(text).toContain(createHash('sha256').update(secret).digest('hex'));
+    expect(statSync(join(dir, KEYS_FILE)).mode & 0o777).toBe(0o600);
+    expect(info).toMatchObject({ id: m?.[1], name: 'bot', scopes: ['realtime', 'historical'], symbols: ['MNQ'], ratePerSec: 5, revokedAt: null });
+    expect(JSON.stringify(ks.list())).not.toContain(secret);
+    ks.close();
+  });
+
+  test('authenticate: valid, tampered, unknown id, malformed, revoked; timingSafeEqual on every well-formed path', () => {
+    const ks = KeyStore.open(tmp());
+    const { key, info } = ks.createSync({ name: 'a', scopes: ['admin'] });
+    const tse = vi.mocked(crypto.timingSafeEqual);
+    tse.mockClear();
+    const p = ks.authenticate(key);
+    expect(p?.keyId).toBe(info.id);
+    expect(p?.scopes.has('admin')).toBe(true);
+    expect(tse).toHaveBeenCalledTimes(1);
+    const last = key.at(-1) === 'A' ? 'B' : 'A';
+    expect(ks.authenticate(key.slice(0, -1) + last)).toBeNull();
+    expect(tse).toHaveBeenCalledTimes(2);
+    expect(ks.authenticate(`tpk_000000000000_${key.slice(-43)}`)).toBeNull(); // unknown id: still compared (dummy digest)
+    expect(tse).toHaveBeenCalledTimes(3);
+    for (const call of tse.mock.calls) expect([(call[0] as Buffer).length, (call[1] as Buffer).length]).toEqual([32, 32]);
+    for (const bad of ['', 'x', key + 'x', key.replace('tpk_', 'tpx_'), `${key} `, '\u0000'.repeat(70)]) expect(ks.authenticate(bad)).toBeNull();
+    expect(ks.authenticate(undefined)).toBeNull();
+    expect(ks.revokeSync(info.id)).toBe(true);
+    expect(ks.authenticate(key)).toBeNull();
+    expect(ks.revokeSync(info.id)).toBe(false);
+    ks.close();
+  });
+
+  test('bad specs are refused with a coded error', () => {
+    const ks = KeyStore.open(tmp());
+    for (const spec of [{ name: '', scopes: ['admin'] }, { name: 'x', scopes: [] }, { name: 'x', scopes: ['root'] }, { name: 'x', scopes: ['admin'], ratePerSec: -1 },
+      { name: 'x', scopes: ['admin'], symbols: ['bad symbol!'] }, { name: 'x'.repeat(65), scopes: ['admin'] }]) {
+      expect(() => ks.createSync(spec)).toThrow(expect.objectContaining({ code: 'ENGINE_ERR_INVALID_ARG' }) as Error);
+    }
+    ks.close();
+  });
+
+  test('a corrupt keys.json is a coded config error naming the file', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, KEYS_FILE), '{"version":1,"keys":[{"id":"zz"}]}');
+    expect(() => KeyStore.open(dir)).toThrow(expect.objectContaining({ code: 'ENGINE_ERR_CONFIG', message: expect.stringContaining(KEYS_FILE) as string }) as Error);
+    writeFileSync(join(dir, KEYS_FILE), '{not json');
+    expect(() => KeyStore.open(dir)).toThrow(expect.objectContaining({ code: 'ENGINE_ERR_CONFIG' }) as Error);
+  });
+
+  test('a watching store sees keys created and revoked by another process', async () => {
+    const dir = tmp();
+    const server = KeyStore.open(dir, { watch: true, watchIntervalMs: 50 });
+    const cli = KeyStore.open(dir);
+    const { key, info } = cli.createSync({ name: 'late', scopes: ['realtime'] });
+    await until(() => server.authenticate(key) !== null);
+    cli.revokeSync(info.id);
+    await until(() => server.authenticate(key) === null);
+    server.close();
+    cli.close();
+  });
+
+  test('ensureLocalKey creates one admin key on first run only', () => {
+    const dir = tmp();
+    const first = ensureLocalKey(dir);
+    expect(first?.info.scopes).toContain('admin');
+    expect(ensureLocalKey(dir)).toBeNull();
+    const ks = KeyStore.open(dir);
+    expect(ks.authenticate(first?.key)?.name).toBe('local-admin');
+    ks.close();
+  });
+});
+
+describe('over HTTP', () => {
+  let f: Fixture;
+  beforeAll(async () => { f = await startFixture({ ticksPerHour: 500 }); });
+  afterAll(async () => { await f.close(); });
+
+  test('per-key rate limit: 429 with Retry-After once the bucket is empty (the clock is frozen: no refill)', async () => {
+    const q = '/api/v1/ticks/latest?symbols=MNQ';
+    expect((await get(f, q, f.keys.limited)).status).toBe(200);
+    expect((await get(f, q, f.keys.limited)).status).toBe(200);
+    const r = await get(f, q, f.keys.limited);
+    expect(r.status).toBe(429);
+    expect((r.json() as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await get(f, q, f.keys.realtime)).status).toBe(200); // other keys unaffected
+  });
+
+  test('query history: route, params (token redacted), status, rows, latency; admin only; persisted without secrets', async () => {
+    await get(f, '/api/v1/ticks/latest?symbols=MNQ,NQ', f.keys.realtime);
+    await get(f, '/api/v1/ticks/realtime?symbols=NQ&limit=7&token=should-not-be-kept', f.keys.realtime);
+    await get(f, '/api/v1/ticks/latest?symbols=NOPE1', f.keys.realtime);
+    const r = await get(f, `/api/v1/keys/${f.keys.realtimeId}/history?limit=3`, f.keys.admin);
+    expect(r.status).toBe(200);
+    const h = (r.json() as { data: { route: string; params: string; status: number; rows: number; ms: number; t: string }[] }).data;
+    expect(h.map((e) => [e.route, e.params, e.status, e.rows])).toEqual([
+      ['ticks/latest', 'symbols=NOPE1', 404, 0],
+      ['ticks/realtime', 'symbols=NQ&limit=7', 200, 7],
+      ['ticks/latest', 'symbols=MNQ,NQ', 200, 2],
+    ]);
+    for (const e of h) {
+      expect(e.ms).toBeGreaterThanOrEqual(0);
+      expect(Number.isNaN(Date.parse(e.t))).toBe(false);
+    }
+    expect((await get(f, `/api/v1/keys/${f.keys.realtimeId}/history`, f.keys.realtime)).status).toBe(403);
+    expect((await get(f, '/api/v1/keys/000000000000/history', f.keys.admin)).status).toBe(404);
+    expect((await get(f, '/api/v1/keys/xyz/history', f.keys.admin)).status).toBe(400);
+    await f.api.history.flush();
+    const file = readFileSync(join(f.dir, 'history.ndjson'), 'utf8');
+    expect(file).toContain('"route":"ticks/realtime"');
+    expect(file).not.toContain('should-not-be-kept');
+    for (const k of Object.values(f.keys)) if (k.startsWith('tpk_')) expect(file).not.toContain(k.slice(-43));
+  });
+
+  test('admin key management: create (shown once), use, list (no secrets), revoke → 401', async () => {
+    let r = await get(f, '/api/v1/keys', f.keys.admin, { method: 'POST', body: JSON.stringify({ name: 'model-7', scopes: ['realtime'], symbols: ['NQ'], rate: 100 }) });
+    expect(r.status).toBe(200);
+    const { key, info } = r.json() as { key: string; info: { id: string } };
+    expect((await get(f, '/api/v1/ticks/latest?symbols=NQ', key)).status).toBe(200);
+    expect((await get(f, '/api/v1/ticks/latest?symbols=MNQ', key)).status).toBe(403);
+    r = await get(f, '/api/v1/keys', f.keys.admin);
+    expect(r.text).toContain('model-7');
+    expect(r.text).not.toContain(key.slice(-43));
+    expect(r.text).not.toMatch(/"hash"/);
+    expect((await get(f, '/api/v1/keys', f.keys.realtime)).status).toBe(403);
+    expect((await get(f, `/api/v1/keys/${info.id}`, f.keys.admin, { method: 'DELETE' })).status).toBe(200);
+    expect((await get(f, `/api/v1/keys/${info.id}`, f.keys.admin, { method: 'DELETE' })).status).toBe(404);
+    expect((await get(f, '/api/v1/ticks/latest?symbols=NQ', key)).status).toBe(401);
+  });
+
+  test('repeated bad keys from one address: 429 for that address, even with a good key, until the window ends', async () => {
+    const g = await startFixture({ ticksPerHour: 200, badKeyLimitPerMinute: 5 });
+    try {
+      for (let i = 0; i < 5; i++) expect((await get(g, '/api/v1/ticks/latest?symbols=MNQ', `tpk_${'0'.repeat(12)}_${'A'.repeat(43)}`)).status).toBe(401);
+      const r = await get(g, '/api/v1/ticks/latest?symbols=MNQ', g.keys.realtime);
+      expect(r.status).toBe(429);
+      expect((r.json() as { error: { code: string } }).error.code).toBe('TOO_MANY_BAD_KEYS');
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await get(g, '/healthz')).status).toBe(200); // routes without a key still answer
+      expect(g.api.guard.badKeys.refused).toBeGreaterThan(0);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe('tickpipe keys (CLI)', () => {
+  interface CliResult { code: number; stdout: string; stderr: string }
+  const cli = (...args: string[]): Promise<CliResult> => new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'keys', ...args], { encoding: 'utf8', env: { ...process.env, TICKPIPE_DEBUG: '' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+
+  test('create prints the key once; list never shows it; revoke; bad input exits 1 with a coded message', async () => {
+    const dir = tmp();
+    const c = await cli('create', '--name', 'bot 1', '--scopes', 'realtime,historical', '--symbols', 'MNQ,esz25', '--rate', '10', '--data-dir', dir);
+    expect(c.code).toBe(0);
+    const key = c.stdout.trim();
+    expect(key).toMatch(/^tpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+    expect(c.stderr).toContain('only time the key is shown');
+    const ks = KeyStore.open(dir);
+    expect(ks.authenticate(key)?.symbols).toEqual(new Set(['MNQ', 'ESZ25']));
+    ks.close();
+    const l = await cli('list', '--json', '--data-dir', dir);
+    const list = JSON.parse(l.stdout) as { id: string; name: string; ratePerSec: number }[];
+    expect(list).toEqual([expect.objectContaining({ name: 'bot 1', ratePerSec: 10 })]);
+    expect(l.stdout).not.toContain(key.slice(-43));
+    expect((await cli('revoke', list[0]?.id as string, '--data-dir', dir)).code).toBe(0);
+    const ks2 = KeyStore.open(dir);
+    expect(ks2.authenticate(key)).toBeNull();
+    ks2.close();
+    const bad = await cli('create', '--name', 'x', '--scopes', 'everything', '--data-dir', dir);
+    expect([bad.code, bad.stderr]).toEqual([1, expect.stringContaining('ENGINE_ERR_INVALID_ARG: unknown scope') as string]);
+  });
+});
