@@ -10,6 +10,8 @@ import { registerStart } from './commands/start.ts';
 import { registerGen } from './commands/gen.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerKeys } from './commands/keys.ts';
+import { registerBackfill } from './commands/backfill.ts';
+import { registerVerify } from './commands/verify.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerGen(program);
   registerKeys(program);
+  registerBackfill(program);
+  registerVerify(program);
   return program;
 }
 

@@ -42,11 +42,11 @@ export class CompactorPool {
   }
 
   /** Run one task; rejects with its coded error. */
-  async run<R extends PoolResult = PoolResult>(task: PoolTask): Promise<Exclude<R, { kind: 'error' }>> {
+  async run<R extends PoolResult = PoolResult>(task: PoolTask, transferList?: readonly unknown[]): Promise<Exclude<R, { kind: 'error' }>> {
     if (this.#closed) throw engineError('ENGINE_ERR_WORKER', 'compactor pool is closed', {});
     let out: PoolResult;
     try {
-      out = (await this.#pool.run(task)) as PoolResult;
+      out = (await this.#pool.run(task, transferList === undefined ? {} : { transferList: transferList as never })) as PoolResult;
     } catch (err) {
       throw engineError('ENGINE_ERR_WORKER', `compactor pool task ${task.kind} failed: ${err instanceof Error ? err.message : String(err)}`, { task: task.kind }, err);
     }

@@ -1,0 +1,152 @@
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { CompactorDb } from '../../workers/compactor/duck.ts';
+import { CompactorPool } from '../../workers/compactor/pool.ts';
+import { readParquetSql } from '../../workers/compactor/layout.ts';
+import { resolvePartitionFiles } from '../../workers/compactor/partitions.ts';
+import { verifyDataDir } from '../../workers/compactor/verify.ts';
+import { decodeScidColumns } from '../../workers/sierra/scid-decoder.ts';
+import { SimFiles } from '../../workers/sim/sim-files.ts';
+import { runBackfill } from './backfill.ts';
+
+const T0 = Date.UTC(2025, 10, 11, 13, 55) * 1000; // 13:55 UTC: the files cross the 14:00 boundary
+const root = mkdtempSync(join(tmpdir(), 'tp-backfill-'));
+const pool = new CompactorPool({ threads: 2 });
+afterAll(async () => {
+  await pool.close();
+  rmSync(root, { recursive: true, force: true });
+});
+let n = 0;
+const fresh = (): string => {
+  const d = join(root, `r${n++}`);
+  mkdirSync(d);
+  return d;
+};
+
+function genFiles(dir: string, maxTrades: number, seed = 7): void {
+  const sim = new SimFiles({ outDir: dir, startMicros: T0, symbols: ['MNQZ25', 'MESZ25'], seed, ticksPerSecond: 40, depth: false, maxTrades });
+  sim.runUntil(Number.POSITIVE_INFINITY);
+  sim.close();
+}
+
+async function query(sql: string): Promise<unknown[][]> {
+  const db = await CompactorDb.open({ threads: 1 });
+  try {
+    return await db.exclusive((c) => CompactorDb.rows(c, sql));
+  } finally {
+    await db.close();
+  }
+}
+
+/** Rows, Σ size and Σ round(price·4)·size of a symbol over all its Parquet files (reading rule applied). */
+async function stored(dataDir: string, symbol: string): Promise<number[]> {
+  const files = await resolvePartitionFiles(dataDir, 'ticks', symbol);
+  if (files.length === 0) return [0, 0, 0, 0];
+  const r = await query(`SELECT count(*)::DOUBLE, sum(size)::DOUBLE, sum(round(price * 4)::BIGINT * size)::DOUBLE, count(DISTINCT src_index)::DOUBLE FROM ${readParquetSql(files)}`);
+  return (r[0] as unknown[]).map(Number);
+}
+
+/** The same figures straight from the .scid file, minus the record indexes in `skip`. */
+function source(file: string, skip: ReadonlySet<number> = new Set()): number[] {
+  const c = decodeScidColumns(new Uint8Array(readFileSync(file)), { fileName: file });
+  let rows = 0, size = 0, notional = 0;
+  for (let i = 0; i < c.count; i++) {
+    if (skip.has(i)) continue;
+    rows++;
+    size += c.totalVolume[i] as number;
+    notional += Math.round((c.close[i] as number) * 4) * (c.totalVolume[i] as number);
+  }
+  return [rows, size, notional, rows];
+}
+
+/** Overwrite bytes of record `i` (40-byte records after a 56-byte header). */
+function patch(file: string, i: number, at: number, bytes: Uint8Array): void {
+  const fd = openSync(file, 'r+');
+  writeSync(fd, bytes, 0, bytes.length, 56 + i * 40 + at);
+  closeSync(fd);
+}
+const f32 = (x: number): Uint8Array => new Uint8Array(new Float32Array([x]).buffer);
+const u32 = (x: number): Uint8Array => new Uint8Array(new Uint32Array([x]).buffer);
+
+describe('tickpipe backfill', () => {
+  test('through the validator into hourly Parquet: bad ticks quarantined with their reason; a second run adds no rows', async () => {
+    const dir = fresh();
+    const scid = join(dir, 'sierra');
+    const dataDir = join(dir, 'data');
+    genFiles(scid, 30_000);
+    const mnq = join(scid, 'MNQZ25_FUT_CME.scid');
+    // inject bad ticks into MNQ: zero size, negative price, an off-tick price, a verbatim duplicate
+    patch(mnq, 100, 28, u32(0));
+    patch(mnq, 200, 20, f32(-5));
+    patch(mnq, 300, 20, f32(21_000.1));
+    const rec = readFileSync(mnq).subarray(56 + 400 * 40, 56 + 401 * 40);
+    patch(mnq, 401, 0, new Uint8Array(rec));
+    const bad = new Set([100, 200, 300, 401]);
+
+    const first = await runBackfill({ scidDir: scid, dataDir, pool });
+    expect(first.errors).toEqual([]);
+    expect(first.rejected).toBe(4);
+    expect(first.hoursWritten).toBe(4); // 2 symbols × (13h, 14h)
+    expect(await stored(dataDir, 'MNQZ25')).toEqual(source(mnq, bad));
+    expect(await stored(dataDir, 'MESZ25')).toEqual(source(join(scid, 'MESZ25_FUT_CME.scid')));
+    // the quarantine holds exactly the injected ticks
+    const qdir = join(dataDir, 'quarantine', 'backfill', 'symbol=MNQZ25', 'date=2025-11-11');
+    const lines = readdirSync(qdir).filter((f) => !f.includes('.gaps')).flatMap((f) => readFileSync(join(qdir, f), 'utf8').trim().split('\n'));
+    const q = lines.map((l) => JSON.parse(l) as { src_index: number; reason: string }).sort((a, b) => a.src_index - b.src_index);
+    expect(q.map((x) => [x.src_index, x.reason])).toEqual([[100, 'bad_size'], [200, 'bad_price'], [300, 'off_tick'], [401, 'duplicate']]);
+
+    const second = await runBackfill({ scidDir: scid, dataDir, pool });
+    expect(second.errors).toEqual([]);
+    expect(second.hoursSkipped).toBe(2); // the 13h hours are done; the last hour of each file is rewritten (files may grow)
+    expect(await stored(dataDir, 'MNQZ25')).toEqual(source(mnq, bad));
+    expect(await stored(dataDir, 'MESZ25')).toEqual(source(join(scid, 'MESZ25_FUT_CME.scid')));
+    const v = await verifyDataDir(dataDir);
+    expect(v.problems).toEqual([]);
+    expect(v.rows).toBe(source(mnq, bad)[0]! + source(join(scid, 'MESZ25_FUT_CME.scid'))[0]!);
+  });
+
+  test('--start/--end (widened to whole hours, with --timestamp-tz) import only that range', async () => {
+    const dir = fresh();
+    const scid = join(dir, 'sierra');
+    const dataDir = join(dir, 'data');
+    genFiles(scid, 20_000, 9);
+    // 09:10 in New York on 2025-11-11 is 14:10 UTC: the 14h hour only
+    const r = await runBackfill({ scidDir: scid, dataDir, start: '2025-11-11T09:10:00', end: '2025-11-11T09:20:00', timestampTz: 'America/New_York', symbols: ['MESZ25'], pool });
+    expect(r.errors).toEqual([]);
+    const c = decodeScidColumns(new Uint8Array(readFileSync(join(scid, 'MESZ25_FUT_CME.scid'))), { fileName: 'x' });
+    let inHour = 0;
+    for (let i = 0; i < c.count; i++) if ((c.tsMicros[i] as number) >= Date.UTC(2025, 10, 11, 14) * 1000) inHour++;
+    expect(inHour).toBeGreaterThan(0);
+    expect((await stored(dataDir, 'MESZ25'))[0]).toBe(inHour);
+    expect(await resolvePartitionFiles(dataDir, 'ticks', 'MNQZ25')).toEqual([]);
+  });
+
+  test('a missing file, a file with a bad header and a file with a corrupt record are reported (coded, naming file and offset); the rest finishes', async () => {
+    const dir = fresh();
+    const scid = join(dir, 'sierra');
+    const dataDir = join(dir, 'data');
+    genFiles(scid, 10_000, 11);
+    writeFileSync(join(scid, 'BADZ25_FUT_CME.scid'), 'NOPE this is not a Sierra file at all, just text.......................');
+    const mes = join(scid, 'MESZ25_FUT_CME.scid');
+    patch(mes, 50, 0, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])); // an absurd DateTime
+    const r = await runBackfill({ scidDir: scid, dataDir, symbols: ['MNQZ25', 'MESZ25', 'BADZ25', 'GONEZ25'], pool });
+    const codes = r.errors.map((e) => [e.code, String(e.detail?.file ?? '').split('/').pop(), e.detail?.byteOffset ?? null]).sort();
+    expect(codes).toEqual([
+      ['ENGINE_ERR_FILE_IO', 'GONEZ25_FUT_CME.scid', null],
+      ['ENGINE_ERR_SCID_FORMAT', 'BADZ25_FUT_CME.scid', 0],
+      ['ENGINE_ERR_SCID_FORMAT', 'MESZ25_FUT_CME.scid', 56 + 50 * 40],
+    ]);
+    // MNQ complete; MES complete except the corrupt record, which is listed
+    expect(await stored(dataDir, 'MNQZ25')).toEqual(source(join(scid, 'MNQZ25_FUT_CME.scid')));
+    const mesFile = r.files.find((f) => f.symbol === 'MESZ25')!;
+    expect(mesFile.corrupt.map((c) => [c.recordIndex, c.byteOffset])).toEqual([[50, 56 + 50 * 40]]);
+    const good = decodeScidColumns(new Uint8Array(readFileSync(join(scid, 'MNQZ25_FUT_CME.scid'))), { fileName: 'x' });
+    expect(good.count).toBeGreaterThan(0);
+    expect((await stored(dataDir, 'MESZ25'))[0]).toBe(mesFile.records);
+    expect(mesFile.records).toBe((readFileSync(mes).length - 56) / 40 - 1);
+    const corruptList = readFileSync(join(dataDir, 'quarantine', 'backfill', 'corrupt', 'MESZ25_FUT_CME.scid.ndjson'), 'utf8');
+    expect(corruptList).toContain('"recordIndex":50');
+  });
+});
