@@ -1,8 +1,8 @@
 /**
  * `/metrics` in the Prometheus text format (0.0.4).
  *
- * - prom-client's registry for the process metrics (CPU, memory, event-loop lag, GC) and the request
- *   counter `tickpipe_http_requests_total{route,status}`;
+ * - prom-client's registry for the process metrics (CPU, memory, event-loop lag, GC);
+ * - the request counter `tickpipe_http_requests_total{route,status}` (plain counters, hand-rendered);
  * - latency percentiles from hdr-histogram-js per route (and per kind that other parts report through
  *   `observeLatency`, e.g. WebSocket tick-to-client), exposed as summaries
  *   `tickpipe_http_request_duration_seconds{route,quantile}` / `tickpipe_latency_seconds{kind,quantile}`:
@@ -12,7 +12,7 @@
  *   journal lag, compaction, WS clients and drops), rendered as given.
  */
 import * as hdr from 'hdr-histogram-js';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricFamily } from './deps.ts';
 
 const QUANTILES = [0.5, 0.9, 0.99, 0.999] as const;
@@ -46,18 +46,20 @@ function labelText(labels: Readonly<Record<string, string>> | undefined, extra?:
 
 export class ApiMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'route' | 'status'>;
+  /** route → status → count (plain counters: prom-client's labelled inc hashes a label object per call). */
+  readonly #requests = new Map<string, Map<number, number>>();
   readonly #http = new Map<string, Lat>();
   readonly #other = new Map<string, Lat>();
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tickpipe_' });
-    this.#requests = new Counter({ name: 'tickpipe_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
   }
 
   /** One answered request (route is the route pattern, not the URL). */
   observeHttp(route: string, status: number, seconds: number): void {
-    this.#requests.inc({ route, status: String(status) });
+    let m = this.#requests.get(route);
+    if (m === undefined) { m = new Map(); this.#requests.set(route, m); }
+    m.set(status, (m.get(status) ?? 0) + 1);
     record(this.#http, route, seconds);
   }
 
@@ -74,6 +76,9 @@ export class ApiMetrics {
 
   async render(families: readonly MetricFamily[] = []): Promise<string> {
     const out: string[] = [await this.registry.metrics()];
+    const req = ['# HELP tickpipe_http_requests_total HTTP requests answered, by route and status', '# TYPE tickpipe_http_requests_total counter'];
+    for (const [route, m] of this.#requests) for (const [status, n] of m) req.push(`tickpipe_http_requests_total{route="${escLabel(route)}",status="${status}"} ${n}`);
+    out.push(`${req.join('\n')}\n`);
     out.push(summaryText('tickpipe_http_request_duration_seconds', 'HTTP service time (hdr-histogram percentiles since start)', 'route', this.#http));
     if (this.#other.size > 0) out.push(summaryText('tickpipe_latency_seconds', 'latencies reported by other parts (WebSocket, DuckDB...)', 'kind', this.#other));
     for (const f of families) out.push(familyText(f));

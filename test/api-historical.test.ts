@@ -271,7 +271,7 @@ describe('streaming', () => {
   test('a slow reader gets the whole answer (back-pressure, not buffering or loss)', async () => {
     const path = `/api/v1/ticks/historical?symbols=MNQ&start_time=${iso(H13)}&end_time=${iso(HOT_END)}&format=ndjson`;
     const text = await new Promise<string>((resolve, reject) => {
-      const req = request(`${f.base}${path}`, { headers: { authorization: `Bearer ${f.keys.historical}` }, highWaterMark: 1024 }, (res) => {
+      const req = request(`${f.base}${path}`, { headers: { authorization: `Bearer ${f.keys.historical}` } }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => {
           parts.push(c);

@@ -29,7 +29,12 @@ export interface QueryHistoryOptions {
   flushMs?: number;
 }
 
-interface Ring { items: HistoryEntry[]; next: number }
+/** What `record` keeps: the ISO time and the file line are made only when read or flushed. */
+interface Stored { tMs: number; route: string; params: string; status: number; rows: number; ms: number }
+
+interface Ring { items: Stored[]; next: number }
+
+const toEntry = (s: Stored): HistoryEntry => ({ t: new Date(s.tMs).toISOString(), route: s.route, params: s.params, status: s.status, rows: s.rows, ms: s.ms });
 
 const TAIL_BYTES = 8 * 1024 * 1024;
 
@@ -38,7 +43,7 @@ export class QueryHistory {
   readonly #perKey: number;
   readonly #maxFileBytes: number;
   readonly #rings = new Map<string, Ring>();
-  #pending: string[] = [];
+  #pending: { key: string; s: Stored }[] = [];
   #flushing: Promise<void> | null = null;
   readonly #timer: NodeJS.Timeout | null;
   /** Append failures (disk full...): the in-memory history still works. */
@@ -72,14 +77,13 @@ export class QueryHistory {
       try {
         const o = JSON.parse(line) as HistoryEntry & { key?: unknown };
         if (typeof o.key === 'string' && typeof o.t === 'string') {
-          const { key, ...e } = o;
-          this.#push(key, e);
+          this.#push(o.key, { tMs: Date.parse(o.t), route: String(o.route), params: String(o.params), status: Number(o.status), rows: Number(o.rows), ms: Number(o.ms) });
         }
       } catch { /* a torn last line from a crash */ }
     }
   }
 
-  #push(keyId: string, e: HistoryEntry): void {
+  #push(keyId: string, e: Stored): void {
     let r = this.#rings.get(keyId);
     if (r === undefined) {
       r = { items: [], next: 0 };
@@ -92,9 +96,11 @@ export class QueryHistory {
     }
   }
 
-  record(keyId: string, e: HistoryEntry): void {
-    this.#push(keyId, e);
-    if (this.#file !== null && this.#pending.length < 100_000) this.#pending.push(JSON.stringify({ key: keyId, ...e }));
+  /** One answered request (hot path: one small object, no formatting; `tMs` = arrival, ms since epoch). */
+  record(keyId: string, tMs: number, route: string, params: string, status: number, rows: number, ms: number): void {
+    const s: Stored = { tMs, route, params, status, rows, ms };
+    this.#push(keyId, s);
+    if (this.#file !== null && this.#pending.length < 100_000) this.#pending.push({ key: keyId, s });
   }
 
   /** Newest first, at most `limit`. */
@@ -106,7 +112,7 @@ export class QueryHistory {
     // oldest is at r.next when full, else at 0
     for (let i = 0; i < n && out.length < limit; i++) {
       const idx = (r.next + n - 1 - i) % n;
-      out.push(r.items[idx] as HistoryEntry);
+      out.push(toEntry(r.items[idx] as Stored));
     }
     return out;
   }
@@ -116,7 +122,7 @@ export class QueryHistory {
     if (this.#file === null || this.#pending.length === 0) return this.#flushing ?? Promise.resolve();
     if (this.#flushing !== null) return this.#flushing;
     const file = this.#file;
-    const lines = this.#pending;
+    const lines = this.#pending.map((p) => JSON.stringify({ key: p.key, ...toEntry(p.s) }));
     this.#pending = [];
     this.#flushing = (async () => {
       try {

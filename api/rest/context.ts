@@ -61,7 +61,7 @@ export function route(s: Services, name: string, scope: Scope | null, handler: R
       const ms = performance.now() - t0;
       s.metrics.observeHttp(name, status, ms / 1000);
       const p = ctx.principal;
-      if (p !== null) s.history.record(p.keyId, { t: new Date(Date.now() - ms).toISOString(), route: name, params: redactParams(ctx.query), status, rows, ms: Math.round(ms * 1000) / 1000 });
+      if (p !== null) s.history.record(p.keyId, Date.now() - ms, name, redactParams(ctx.query), status, rows, Math.round(ms * 1000) / 1000);
     };
     try {
       if (scope !== null) {
