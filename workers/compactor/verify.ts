@@ -204,7 +204,7 @@ export async function verifyDataDir(dataDir: string, opts: { db?: CompactorDb; o
         if (f.kind === 'bars') {
           const t = byKey.get(`ticks/${f.symbolDir}/${f.date}/${f.name}`);
           if (t === undefined || readable.has(key(t))) await checkBars(conn, f, t, problems); // an unreadable tick file is reported already
-        } else {
+        } else if (!(f.hour !== null && byKey.has(`ticks/${f.symbolDir}/${f.date}/${DAY_FILE}`))) { // beside a day file: checked above
           const b = byKey.get(`bars/${f.symbolDir}/${f.date}/${f.name}`);
           if (b === undefined) {
             const trades = Number((await one(conn, `SELECT count(*)::DOUBLE FROM ${readParquetSql(f.path)} WHERE price IS NOT NULL`))[0]);
