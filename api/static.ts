@@ -138,15 +138,28 @@ function serve(a: StaticAsset, isPage: boolean, withBody: boolean) {
   };
 }
 
-/**
- * Register GET and HEAD for `/`, `/status.html`, the panel assets and uPlot on `app` (before the catch-all
- * 404). Reads the files now; throws ENGINE_ERR_FILE_IO if one is missing. Returns the app for chaining.
- */
-export function attachStatic(app: TemplatedApp, opts: StaticOptions = {}): TemplatedApp {
-  for (const a of loadPanelAssets(opts)) {
+function register(app: TemplatedApp, assets: readonly StaticAsset[]): TemplatedApp {
+  for (const a of assets) {
     const isPage = a.route === '/' || a.route.endsWith('.html');
     app.get(a.route, serve(a, isPage, true));
     app.head(a.route, serve(a, isPage, false));
   }
   return app;
+}
+
+/**
+ * Register GET and HEAD for `/`, `/status.html`, the panel assets and uPlot on `app` (before the catch-all
+ * 404). Reads the files now; throws ENGINE_ERR_FILE_IO if one is missing. Returns the app for chaining.
+ */
+export function attachStatic(app: TemplatedApp, opts: StaticOptions = {}): TemplatedApp {
+  return register(app, loadPanelAssets(opts));
+}
+
+/**
+ * The same as an `attach` callback for `createApi(deps, opts, [..., panelAttach()])` (api/server.ts). The
+ * files are read when `panelAttach` is called, so a missing file fails at start, not at attach time.
+ */
+export function panelAttach(opts: StaticOptions = {}): (app: TemplatedApp) => void {
+  const assets = loadPanelAssets(opts);
+  return (app) => { register(app, assets); };
 }

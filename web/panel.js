@@ -156,28 +156,41 @@
     status: null, at: 0, first: true,
     prevCounts: new Map(), // source -> { n, t }
     rates: new Map(), // source -> records/s
+    changedAt: new Map(), // source -> when this page last saw its count move (ms)
     hist: { t: [], series: new Map() }, // time (s) and values per source
     spark: new Map(), // symbol -> prices
     lastPrice: new Map(),
     rows: new Map(), mrows: new Map(), cards: new Map(),
-    ws: null, wsAt: 0, wsBackoffMs: 1000, inflight: false, transport: 'connecting',
+    ws: null, wsAt: 0, wsBackoffMs: 1000, inflight: false, polled: false, transport: 'connecting',
     chart: null, chartKeys: '',
   };
 
   // ---------- transport ----------
+  /**
+   * The engine status in a `/ws` message. The hub (api/ws/hub.ts) sends
+   * `{ channel: "status", tsMicros, payload: { type: "status", state, metrics: [{ name, value }] }, engine: {…} }`;
+   * `engine` is the `/api/v1/status` body. The hub's own metrics (ws.clients, …) fill a `ws` section when the
+   * engine's status has none.
+   */
   function extractStatus(m) {
     if (!isObj(m)) return null;
-    if (Array.isArray(m.stages) || m.service === 'tickpipe') return m;
-    const ch = m.channel ?? m.ch ?? m.type ?? m.topic ?? m.op;
-    if (ch === 'status') {
-      for (const k of ['data', 'status', 'payload', 'body', 'msg']) if (isObj(m[k])) return m[k];
+    if (m.channel !== 'status' && m.type !== 'status') return Array.isArray(m.stages) ? m : null;
+    let st = null;
+    for (const k of ['engine', 'data', 'status']) if (isObj(m[k]) && !m[k].error) { st = m[k]; break; }
+    if (!st && isObj(m.payload) && Array.isArray(m.payload.stages)) st = m.payload;
+    if (!st) return null;
+    const metrics = isObj(m.payload) && Array.isArray(m.payload.metrics) ? m.payload.metrics : null;
+    if (metrics && st.ws === undefined && st.websocket === undefined) {
+      const ws = {};
+      for (const x of metrics) if (isObj(x) && typeof x.name === 'string' && x.name.startsWith('ws.')) ws[x.name.slice(3)] = x.value;
+      if (Object.keys(ws).length) st = { ...st, ws };
     }
-    return null;
+    return st;
   }
   function connectWs() {
     let ws;
     try {
-      ws = new WebSocket((window.location.protocol === 'https:' ? 'wss://' : 'ws://') + window.location.host + '/ws');
+      ws = new WebSocket((window.location.protocol === 'https:' ? 'wss://' : 'ws://') + window.location.host + '/ws?format=json');
     } catch { scheduleWs(); return; }
     S.ws = ws;
     ws.onopen = () => { ws.send(JSON.stringify({ op: 'subscribe', channels: ['status'] })); };
@@ -202,7 +215,10 @@
     const ctl = new AbortController();
     const t = setTimeout(() => ctl.abort(), 5000);
     try {
-      const r = await fetch('/api/v1/status', { cache: 'no-store', signal: ctl.signal });
+      // the first request takes the response the page preloaded (<link rel=preload>) while it was parsed
+      const first = S.at === 0 && !S.polled;
+      S.polled = true;
+      const r = await fetch('/api/v1/status', first ? { signal: ctl.signal } : { cache: 'no-store', signal: ctl.signal });
       if (!r.ok) throw new Error('HTTP ' + r.status);
       const st = await r.json();
       if (Date.now() - S.wsAt > WS_QUIET_MS) setTransport('polling');
@@ -272,6 +288,7 @@
         const dt = (now - p.t) / 1000;
         // ignore bursts of snapshots closer than 200 ms (poll + WS overlap): keep the last rate
         if (dt >= 0.2) { S.rates.set(k, (n - p.n) / dt); S.prevCounts.set(k, { n, t: now }); }
+        if (n !== p.n) S.changedAt.set(k, now);
       } else {
         S.prevCounts.set(k, { n, t: now });
       }
@@ -364,8 +381,10 @@
       r.pill.className = 'pill ' + (down ? 'bad' : cls);
       r.pill.textContent = down ? 'down · ' + state : state;
       // last update: consumer's last record, else the stage's own field
-      const lastMs = toMs((c && (c.lastRecordAt ?? c.lastUpdateAt)) ?? s.lastUpdateAt ?? s.lastRecordAt ?? ls.lastRecordAt ?? null);
+      const reported = toMs((c && (c.lastRecordAt ?? c.lastUpdateAt)) ?? s.lastUpdateAt ?? s.lastRecordAt ?? ls.lastRecordAt ?? null);
+      const lastMs = reported ?? S.changedAt.get(name) ?? null;
       r.cells.updated.textContent = lastMs ? ago(lastMs) + ' ago' : DASH;
+      r.cells.updated.title = reported ? 'last record' : lastMs ? 'last change of its counters seen by this page' : '';
       r.cells.updated.dataset.ms = lastMs ? String(lastMs) : '';
       // throughput
       const rate = num(s.recordsPerSec ?? ls.recordsPerSec) ?? (S.rates.has(name) ? S.rates.get(name) : null);
@@ -499,13 +518,15 @@
   const sumConsumers = (st, k) => (Array.isArray(st.consumers) ? st.consumers.reduce((a, c) => a + (num(c && c[k]) ?? 0), 0) : null);
   const CARDS = [
     { id: 'gaps', title: 'Gaps', paths: ['gaps', 'validator.gaps'],
+      kv: (st) => (Array.isArray(st.consumers) ? Object.fromEntries(st.consumers.filter((c) => isObj(c) && num(c.gaps) !== null).map((c) => [c.name + ' ring', c.gaps])) : null),
       head: (v, st) => {
         const n = isObj(v) ? num(pick(v, ['total', 'count', 'gaps', 'open'])) : Array.isArray(v) ? v.length : num(v);
         const c = sumConsumers(st, 'gaps');
         const total = n ?? c;
         return total === null ? null : { text: compact(total), cls: total > 0 ? 'warn' : '', sub: 'detected' };
       } },
-    { id: 'quarantine', title: 'Quarantine', paths: ['quarantine', 'validator.quarantine', 'quarantined'],
+    { id: 'quarantine', title: 'Quarantine', paths: ['quarantine', 'validator.quarantine', 'validator.quarantined', 'quarantined'],
+      kv: (st) => (isObj(st.validator) ? { quarantined: st.validator.quarantined, flagged: st.validator.flaggedQuarantined, hotRejected: st.validator.hotRejected } : null),
       head: (v) => {
         const n = isObj(v) ? num(pick(v, ['total', 'count', 'records', 'quarantined'])) ?? sumNumbers(v) : Array.isArray(v) ? v.length : num(v);
         return n === null ? null : { text: compact(n), cls: n > 0 ? 'warn' : '', sub: 'records' };
@@ -540,13 +561,15 @@
     { id: 'ws', title: 'WebSocket', paths: ['ws', 'websocket', 'webSocket', 'wsHub'],
       head: (v) => {
         const cl = num(pick(v, ['clients', 'connections', 'connected', 'sockets']));
-        const dr = num(pick(v, ['drops', 'dropped', 'droppedMessages', 'slowClosed', 'backpressureDrops']));
+        const dv = pick(v, ['drops', 'dropped', 'droppedMessages', 'slowConsumerCloses', 'slowClosed', 'backpressureDrops']);
+        const dr = isObj(dv) ? sumNumbers(dv) : num(dv);
         if (cl === null && dr === null) return null;
-        return { text: (cl === null ? DASH : compact(cl)) + ' clients', cls: dr ? 'warn' : '', sub: (dr === null ? DASH : compact(dr)) + ' drops' };
+        return { text: (cl === null ? DASH : compact(cl)) + (cl === 1 ? ' client' : ' clients'), cls: dr ? 'warn' : '', sub: (dr === null ? DASH : compact(dr)) + ' drops' };
       } },
     { id: 'redis', title: 'Redis', paths: ['redis'],
       head: (v) => {
-        let s = typeof v === 'string' ? v : pick(v, ['state', 'status', 'mode']);
+        let s = typeof v === 'string' ? v : pick(v, ['state', 'status', 'mode', 'connection']);
+        if (s === undefined && isObj(v)) s = Object.values(v).find((x) => typeof x === 'string');
         if (s === undefined && isObj(v) && typeof v.connected === 'boolean') s = v.connected ? 'connected' : 'disconnected';
         if (s === undefined || s === null) return null;
         const cls = stateClass(s);
@@ -619,7 +642,9 @@
       if (head && head.sub) { c.sub.textContent = head.sub; c.big.append(c.sub); }
       c.root.className = 'hcard ' + (head ? head.cls ?? '' : 'off');
       c.root.dataset.present = sec ? '1' : '0';
-      if (sec) fillKv(c, sec.value, null);
+      const extra = d.kv ? d.kv(st) : null;
+      if (sec && !isObj(sec.value) && !Array.isArray(sec.value) && isObj(extra)) fillKv(c, extra, null);
+      else if (sec) fillKv(c, sec.value, null);
       else { c.kv.replaceChildren(el('dt', '', 'not reported'), el('dd', '', '')); c.keys = '#none'; }
     }
     // Sections this panel does not know yet: shown generically, so new status fields appear.
@@ -646,7 +671,7 @@
   function renderChart() {
     const box = $('tp-chart');
     const h = S.hist;
-    if (typeof uPlot !== 'function' || h.t.length < 1) return;
+    if (typeof window.uPlot !== 'function' || h.t.length < 1) return;
     const keys = [...h.series.keys()];
     const sig = keys.join('|');
     const data = [h.t, ...keys.map((k) => h.series.get(k))];
@@ -657,7 +682,8 @@
       S.chart = new uPlot({
         width: Math.max(300, box.clientWidth), height: 190 - 24,
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true, range: (_u, _lo, hi) => [hi - WINDOW_S, hi] }, y: { range: (_u, _lo, hi) => [0, Math.max(10, hi * 1.1)] } },
+        // the last 15 min once there is that much; until then what the page has seen (at least 1 min)
+        scales: { x: { time: true, range: (_u, lo, hi) => [Math.min(hi - 60, Math.max(lo, hi - WINDOW_S)), hi] }, y: { range: (_u, _lo, hi) => [0, Math.max(10, hi * 1.1)] } },
         axes: [axis, { ...axis, size: 56, values: (_u, vals) => vals.map((v) => compact(v)) }],
         series: [{}, ...keys.map((k, i) => ({ label: k, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false }, value: (_u, v) => (v === null ? DASH : compact(v) + '/s') }))],
         legend: { live: true },
@@ -708,12 +734,28 @@
   async function errorText(r) {
     try { const j = await r.json(); return (j && j.error && (j.error.code + ': ' + j.error.message)) || ''; } catch { return ''; }
   }
-  /** The ticks in an answer of unknown shape: the first array of objects, depth first. */
+  /**
+   * The ticks in an answer: `/api/v1/ticks/realtime` says `{ data: [ { symbol, …, ticks: [ {…} ] } ] }`;
+   * other shapes are searched for the first array of objects (a list of per-symbol groups is flattened).
+   */
   function findRows(v, depth = 0) {
-    if (Array.isArray(v)) return v.length === 0 || isObj(v[0]) ? v : null;
-    if (!isObj(v) || depth > 3) return null;
+    if (depth > 4) return null;
+    if (Array.isArray(v)) {
+      if (v.length === 0 || !isObj(v[0])) return v.length === 0 ? v : null;
+      const nested = Object.keys(v[0]).find((k) => Array.isArray(v[0][k]));
+      if (nested === undefined) return v;
+      const out = [];
+      for (const g of v) if (isObj(g) && Array.isArray(g[nested])) for (const x of g[nested]) out.push(x);
+      return out;
+    }
+    if (!isObj(v)) return null;
     for (const x of Object.values(v)) { const r = findRows(x, depth + 1); if (r) return r; }
     return null;
+  }
+  /** Newest first. */
+  function newestFirst(rows) {
+    const t = (r) => (isObj(r) ? num(r.ts_us) ?? num(r.ts_ms) ?? toMs(r.ts) ?? 0 : 0);
+    return rows.length > 1 && t(rows[0]) < t(rows[rows.length - 1]) ? rows.slice().reverse() : rows;
   }
   let sampleBusy = false;
   async function fetchSample() {
@@ -730,7 +772,7 @@
       if (r.status === 401) { setMsg(msg, 'The key was refused (401): it is unknown, revoked or mistyped. Press k to enter another.', 'bad'); clearSample(); return; }
       if (r.status === 403) { setMsg(msg, 'This key may not read ' + sym + ' (403): it lacks the realtime scope or this symbol.', 'bad'); clearSample(); return; }
       if (!r.ok) { setMsg(msg, 'HTTP ' + r.status + ' ' + (await errorText(r)), 'bad'); clearSample(); return; }
-      const rows = findRows(await r.json()) ?? [];
+      const rows = newestFirst(findRows(await r.json()) ?? []).slice(0, limit);
       renderSample(rows);
       setMsg(msg, rows.length + ' ticks of ' + sym + ' · ' + new Date().toLocaleTimeString(), 'ok');
     } catch (e) {
@@ -742,8 +784,12 @@
   function clearSample() { const t = $('sample-table'); t.tHead.replaceChildren(); t.tBodies[0].replaceChildren(); }
   function renderSample(rows) {
     const t = $('sample-table');
-    const cols = [];
-    for (const r of rows.slice(0, 5)) for (const k of Object.keys(r)) if (!cols.includes(k) && cols.length < 9) cols.push(k);
+    const PREF = ['ts', 'price', 'size', 'side', 'bid', 'ask', 'seq', 'source', 'flags'];
+    const seen = new Set();
+    for (const r of rows.slice(0, 5)) if (isObj(r)) for (const k of Object.keys(r)) seen.add(k);
+    const hide = seen.has('ts') ? new Set(['symbol', 'ts_us', 'ts_ms']) : new Set(['symbol']);
+    const cols = PREF.filter((k) => seen.has(k));
+    for (const k of seen) if (!cols.includes(k) && !hide.has(k) && cols.length < 9) cols.push(k);
     const hr = el('tr');
     for (const k of cols) { const th = el('th', '', k); th.scope = 'col'; hr.append(th); }
     t.tHead.replaceChildren(hr);
@@ -752,7 +798,9 @@
       for (const k of cols) {
         const v = r[k];
         const td = el('td', typeof v === 'number' ? 'num' : '');
-        td.textContent = v === null || v === undefined ? DASH : typeof v === 'object' ? JSON.stringify(v) : String(v);
+        td.textContent = v === null || v === undefined ? DASH : typeof v === 'object' ? JSON.stringify(v)
+          : k === 'ts' && typeof v === 'string' && v.length > 19 ? v.slice(11).replace('Z', '') : String(v);
+        if (k === 'ts') td.title = String(v);
         tr.append(td);
       }
       return tr;
