@@ -80,7 +80,7 @@ describe('status panel in headless Chromium', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tickpipe-panel-'));
-    engine = await Engine.start(loadConfig({ TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_DEMO_RATE: '1500', TICKPIPE_POLL_MS: '50', TICKPIPE_DEMO_HISTORY_MIN: '0.2' }), quiet);
+    engine = await Engine.start(loadConfig({ TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_DEMO_RATE: '1500', TICKPIPE_POLL_MS: '50', TICKPIPE_DEMO_HISTORY_MIN: '0.1' }), quiet);
     // A key made the way `tickpipe keys create` makes one (keys.json in the data dir).
     const ks = KeyStore.open(dir);
     adminKey = ks.createSync({ name: 'panel-test-admin', scopes: [...SCOPES] }).key;
@@ -126,11 +126,13 @@ describe('status panel in headless Chromium', () => {
   test('loads and renders every service in < 1 s (navigation start → services rendered)', async () => {
     // Let the engine finish its start-up catch-up first (the demo history floods the rings and the main
     // thread then answers slowly): rings empty and /api/v1/status quick.
+    const settle0 = performance.now();
     await until('the engine to settle', async () => {
       const t0 = performance.now();
       const st = (await (await fetch(`${base}/api/v1/status`)).json()) as { rings: Record<string, { occupancy: number }> };
-      return performance.now() - t0 < 50 && Object.values(st.rings).every((r) => r.occupancy < 64);
+      return performance.now() - t0 < 100 && Object.values(st.rings).every((r) => r.occupancy < 256);
     }, 20_000);
+    const settledMs = performance.now() - settle0;
     const figures: number[] = [];
     // Cold loads (a fresh browser context each: no HTTP cache); best of up to three, every figure printed.
     for (let i = 0; i < 3; i++) {
@@ -143,7 +145,7 @@ describe('status panel in headless Chromium', () => {
       await ctx.close();
       if (figures[figures.length - 1]! < 1000) break;
     }
-    console.log(`panel: navigation → services rendered ${figures.map((f) => f.toFixed(0)).join(', ')} ms, cold cache (Chromium ${browser.version()})`);
+    console.log(`panel: navigation → services rendered ${figures.map((f) => f.toFixed(0)).join(', ')} ms, cold cache (Chromium ${browser.version()}; engine settled after ${settledMs.toFixed(0)} ms)`);
     await page.goto(`${base}/status.html`);
     await page.waitForSelector('html[data-ready="1"]', { timeout: 10_000 });
     expect(Math.min(...figures)).toBeLessThan(1000);
@@ -183,12 +185,12 @@ describe('status panel in headless Chromium', () => {
     const count = (r: { url(): string }): void => { if (r.url().endsWith('/api/v1/status')) statusRequests++; };
     page.on('request', count);
     const before = await text('#updated');
-    await page.waitForTimeout(3000);
+    await page.waitForTimeout(2500);
     page.off('request', count);
     expect(await text('#updated')).toMatch(/s ago$/);
     expect(before).toMatch(/s ago$/);
     // live: the WebSocket carries status, no polling; polling: at most one request per second
-    expect(statusRequests).toBeLessThanOrEqual(wsUp ? 0 : 4);
+    expect(statusRequests).toBeLessThanOrEqual(wsUp ? 0 : 3);
     if (wsUp) await until('WebSocket clients on the WS card', async () => /^\d+ clients?/.test(await text('#card-ws .big')));
   });
 
@@ -264,7 +266,7 @@ describe('status panel in headless Chromium', () => {
     await until('the restart message', async () => (await text('#action-msg')).includes('restart requested'));
     await until('the restart counted in the row', async () => /1 restart\b/.test(await text(`${row} td:nth-child(7)`)));
     await until('the source running again', async () => (await text(`${row} .pill`)) === 'running');
-    await page.waitForTimeout(1500); // a few more points on the chart and sparklines for the screenshot
+    await page.waitForTimeout(1000); // a few more points on the chart and sparklines for the screenshot
     await page.screenshot({ path: join(ARTIFACTS, 'panel.png') });
   });
 

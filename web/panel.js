@@ -257,6 +257,7 @@
       S.first = false;
       performance.mark('tp:services-rendered');
       document.documentElement.dataset.ready = '1';
+      loadChartLib();
     }
     renderMarket(st);
     renderHealth(st);
@@ -692,6 +693,16 @@
     } else {
       S.chart.setData(data);
     }
+  }
+  /** uPlot is loaded after the first render: its 50 KB do not delay the services. */
+  function loadChartLib() {
+    const src = document.documentElement.dataset.chartLib;
+    if (!src || typeof window.uPlot === 'function') return;
+    const sc = document.createElement('script');
+    sc.src = src;
+    sc.async = true;
+    sc.onload = renderChart;
+    document.head.append(sc);
   }
   function resizeChart() {
     if (S.chart) S.chart.setSize({ width: Math.max(300, $('tp-chart').clientWidth), height: 190 - 24 });
