@@ -62,6 +62,12 @@ export interface CompactionServiceOptions {
   retryMaxMs?: number;
   /** Use this pool instead of creating one (not closed by the service). */
   pool?: CompactorPool;
+  /**
+   * Spot check of each compacted hour against its journal, after the Parquet is written and before the
+   * journal is deleted (engine/spotcheck SpotChecker.checkJournalHour). Its findings go to its own status;
+   * a failure of the check itself never blocks compaction.
+   */
+  spotChecker?: { checkJournalHour(journalPath: string, hourStartMicros: number): Promise<unknown> };
 }
 
 export type CompactionState = 'stopped' | 'idle' | 'running' | 'retrying' | 'closed';
@@ -323,6 +329,7 @@ export class CompactionService {
           this.#resolveNames(res.symbolIds, res.sourceIds, hour);
         }
         if (res === null || res.kind !== 'compacted') throw engineError('ENGINE_ERR_INTERNAL', 'compactor: names still missing after resolving them', {});
+        if (this.#opts.spotChecker !== undefined) await this.#opts.spotChecker.checkJournalHour(path, hour).catch(() => undefined);
         await this.#opts.deleteJournalHour(hour, res.records);
         const ms = performance.now() - t0;
         this.#st.hoursCompacted++;
