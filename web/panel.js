@@ -37,6 +37,7 @@
   const fmt2 = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const fmt1 = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
   const DASH = '—';
+  const PRICE_KEYS = new Set(['price', 'bid', 'ask', 'open', 'high', 'low', 'close', 'vwap']);
   function compact(v) {
     if (v === null || v === undefined) return DASH;
     const a = Math.abs(v);
@@ -607,11 +608,11 @@
   function fillKv(c, v, skip) {
     const entries = [];
     if (isObj(v)) {
-      for (const [k, x] of Object.entries(v)) {
-        if (skip && skip.has(k)) continue;
-        entries.push([k, x]);
-        if (entries.length >= 6) break;
-      }
+      // plain values first, then nested ones
+      const all = Object.entries(v).filter(([k]) => !(skip && skip.has(k)));
+      for (const e of all) if (e[1] === null || typeof e[1] !== 'object') entries.push(e);
+      for (const e of all) if (e[1] !== null && typeof e[1] === 'object') entries.push(e);
+      entries.length = Math.min(entries.length, 6);
     } else if (Array.isArray(v)) {
       for (const x of v.slice(0, 4)) entries.push([isObj(x) ? String(x.symbol ?? x.name ?? x.id ?? '') : '', x]);
     }
@@ -685,7 +686,7 @@
         cursor: { drag: { x: false, y: false } },
         // the last 15 min once there is that much; until then what the page has seen (at least 1 min)
         scales: { x: { time: true, range: (_u, lo, hi) => [Math.min(hi - 60, Math.max(lo, hi - WINDOW_S)), hi] }, y: { range: (_u, _lo, hi) => [0, Math.max(10, hi * 1.1)] } },
-        axes: [axis, { ...axis, size: 56, values: (_u, vals) => vals.map((v) => compact(v)) }],
+        axes: [{ ...axis, values: (_u, vals) => vals.map(clock) }, { ...axis, size: 56, values: (_u, vals) => vals.map((v) => compact(v)) }],
         series: [{}, ...keys.map((k, i) => ({ label: k, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false }, value: (_u, v) => (v === null ? DASH : compact(v) + '/s') }))],
         legend: { live: true },
       }, data, box);
@@ -703,6 +704,11 @@
     sc.async = true;
     sc.onload = renderChart;
     document.head.append(sc);
+  }
+  function clock(tsSeconds) {
+    const d = new Date(tsSeconds * 1000);
+    const p2 = (n) => String(n).padStart(2, '0');
+    return p2(d.getHours()) + ':' + p2(d.getMinutes()) + (d.getSeconds() ? ':' + p2(d.getSeconds()) : '');
   }
   function resizeChart() {
     if (S.chart) S.chart.setSize({ width: Math.max(300, $('tp-chart').clientWidth), height: 190 - 24 });
@@ -810,7 +816,8 @@
         const v = r[k];
         const td = el('td', typeof v === 'number' ? 'num' : '');
         td.textContent = v === null || v === undefined ? DASH : typeof v === 'object' ? JSON.stringify(v)
-          : k === 'ts' && typeof v === 'string' && v.length > 19 ? v.slice(11).replace('Z', '') : String(v);
+          : k === 'ts' && typeof v === 'string' && v.length > 19 ? v.slice(11).replace('Z', '')
+            : PRICE_KEYS.has(k) && typeof v === 'number' ? price(v) : String(v);
         if (k === 'ts') td.title = String(v);
         tr.append(td);
       }
