@@ -165,7 +165,7 @@ export class Engine {
     const stage: ValidatorStageOptions & { statsEveryMs: number } = {
       name: VALIDATOR_STAGE, dataDir: c.dataDir, inputs: validated, feedRing: this.rings.feed!, redisRing: this.redisRing,
       hot: this.hot.buffer, latest: this.latest.buffer, registry: this.registry.buffer, commitIntervalMs: c.commitIntervalMs,
-      quarantineFlagged: c.quarantineFlagged, statsEveryMs: 500,
+      quarantineFlagged: c.quarantineFlagged, statsEveryMs: 200,
       validator: {
         reorderWindowMicros: c.reorderWindowMs * 1000, spikeBandFraction: c.spikeBand, offTick: c.offTick, timeGapMicros: c.timeGapSec * 1e6,
         staleAfterMicros: c.staleAfterSec * 1e6, calendar: c.sessionCalendar, maxSymbols: 1025,
@@ -200,7 +200,7 @@ export class Engine {
     await this.supervisor.request(VALIDATOR_STAGE, 'deleteHour', { hourStartMicros, expectedRecords }, 60_000);
   }
 
-  /** The validator's latest counters (rules, journal, quarantine, outputs); refreshed every 500 ms. */
+  /** The validator's latest counters (rules, journal, quarantine, outputs); refreshed every 200 ms. */
   validatorStats(): Record<string, number> {
     return this.supervisor.status().find((s) => s.name === VALIDATOR_STAGE)?.lastStats ?? {};
   }

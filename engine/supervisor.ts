@@ -86,9 +86,14 @@ export class Supervisor extends EventEmitter {
     });
   }
 
-  /** Start every stage (in the order added) and wait until each has said READY. */
+  /**
+   * Start every stage (spawned in the order added, booting in parallel: worker start-up is mostly module
+   * loading) and wait until each has said READY. The first failure rejects (after every stage settled).
+   */
   async start(): Promise<void> {
-    for (const st of this.#stages) await this.#spawn(st);
+    const results = await Promise.allSettled(this.#stages.map((st) => this.#spawn(st)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   status(): StageStatus[] {

@@ -14,8 +14,9 @@
  * is not in the journal: no loss. It may start before records that are (the checkpoint is written every
  * second): on start the stage replays the journal's open hours into the validator (`Validator.prime`),
  * which raises each (source, symbol) lane's replay floor to the highest seq stored, and the re-sent
- * records are answered REPLAYED and dropped (not quarantined). Quarantined records also raise the floor
- * (read back from the quarantine files), so nothing is quarantined twice either. Quarantine and gap
+ * records are answered REPLAYED and dropped (not quarantined). Records quarantined by the previous run
+ * (read back from the quarantine files) are recognised one by one (`primeQuarantined`), so nothing is
+ * quarantined twice either. Quarantine and gap
  * entries are written (writeSync) at the end of every batch, before its slots can be released, and
  * fdatasynced with each journal commit.
  *
@@ -196,7 +197,7 @@ export class ValidatorStage {
     for (const day of await listLogDays(dir, QUARANTINE_EXT, fromDay)) {
       await scanLogFile(dir, QUARANTINE_EXT, QUARANTINE_MAGIC, day, (v, b, code) => {
         if (code !== 0) {
-          this.validator.primeFloor(v.u8[b + 1]!, v.u16[(b + 2) >> 1]!, v.u32[(b + 4) >> 2]!);
+          this.validator.primeQuarantined(v.u8[b + 1]!, v.u16[(b + 2) >> 1]!, v.u32[(b + 4) >> 2]!);
           this.c.primedQuarantine++;
         }
       });
@@ -382,6 +383,11 @@ export class ValidatorStage {
 
   #put(o: Output, v: SlotViews, b: number): void {
     if (o.n >= o.claimed) {
+      // hand over what is written and look for more space before dropping
+      this.#publish(o);
+      this.#claim(o);
+    }
+    if (o.n >= o.claimed) {
       const ts = v.f64[(b + 8) >> 3]!;
       if (o.dropped === 0) o.dropStartTs = ts;
       o.dropEndTs = ts;
@@ -400,7 +406,7 @@ export class ValidatorStage {
 
   #claim(o: Output): void {
     if (o.claimed > o.n) return; // still holds a claim
-    o.claimed = o.w.claim(BATCH * 2);
+    o.claimed = o.w.claim(Math.min(BATCH * 2, o.w.slotCount));
     o.n = 0;
     if (o.dropped > 0 && o.claimed > 0) {
       // tell the consumer what it missed (it is all in the journal)

@@ -196,6 +196,12 @@ describe('Validator rules', () => {
     expect(val.pendingGaps).toBe(0);
     // floor cleared: a later record with a low seq is checked as usual (duplicate of content here)
     expect(check(val, { seq: 2, ts: T0 + 2 })).toBe(RejectReason.DUPLICATE);
+    // a record quarantined by the previous run is skipped alone, not the ones before it
+    const q = mk();
+    q.prime(v, put({ seq: 0, ts: T0 }));
+    q.primeQuarantined(1, 1, 3);
+    q.primeQuarantined(1, 1, 0); // at or below the floor: nothing to remember
+    expect([0, 1, 2, 3, 4].map((seq) => check(q, { seq, ts: T0 + seq, price: 21000 + seq }))).toEqual([RejectReason.REPLAYED, 0, 0, RejectReason.REPLAYED, 0]);
     val.primeFloor(1, 2, 7);
     expect(check(val, { sym: 2, seq: 7 })).toBe(RejectReason.REPLAYED);
     expect(check(val, { sym: 2, seq: 8 })).toBe(0);

@@ -209,6 +209,7 @@ export class Validator {
   #gHead = 0;
   #gLen = 0;
   #nowWall = NaN; // last wall clock given to checkStale
+  #skip: Set<number> | null = null; // lane * 2^32 + seq of records quarantined by a previous run
 
   constructor(opts: ValidatorOptions) {
     if (typeof opts?.tickSizeOf !== 'function') throw engineError('ENGINE_ERR_INVALID_ARG', 'ValidatorOptions.tickSizeOf must be a function');
@@ -278,6 +279,7 @@ export class Validator {
       if (seq <= floor) return this.#reject(RejectReason.REPLAYED);
       this.#floor[lane] = -1;
     }
+    if (this.#skip !== null && this.#skip.has(lane * 4294967296 + seq)) return this.#reject(RejectReason.REPLAYED);
 
     // sequence and time gaps: every record consumed its index, whatever its verdict
     this.#trackGaps(lane, src, sym, seq, ts, (v.u32[(b + Off.NUM_TRADES) >> 2] ?? 1) || 1);
@@ -372,7 +374,19 @@ export class Validator {
     if (kind === RecordKind.TRADE && (flags & TradeFlag.V_SPIKE) === 0 && price > 0) this.#ref[lane] = price;
   }
 
-  /** Raise a lane's replay floor (records of it with seq ≤ `seq` are REPLAYED), e.g. from the quarantine of a previous run. */
+  /**
+   * A record quarantined by a previous run (read back from the quarantine at start): when the source sends
+   * it again it is answered REPLAYED (already quarantined). Only this seq is skipped, not those below it:
+   * the quarantine may be written ahead of the journal's commit, and the records before it may be missing
+   * from the journal. Cold path (start-up); the set is checked only while it is non-empty.
+   */
+  primeQuarantined(sourceId: number, symbolId: number, seq: number): void {
+    const lane = this.#lane(sourceId, symbolId);
+    if (lane < 0 || seq <= this.#floor[lane]! || this.#lastResetTs[lane] === this.#lastResetTs[lane]) return;
+    (this.#skip ??= new Set<number>()).add(lane * 4294967296 + seq);
+  }
+
+  /** Raise a lane's replay floor (records of it with seq ≤ `seq` are REPLAYED). */
   primeFloor(sourceId: number, symbolId: number, seq: number): void {
     const lane = this.#lane(sourceId, symbolId);
     // after a FILE_RESET the seq numbers of the old file mean nothing for the new one
