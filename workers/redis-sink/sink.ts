@@ -29,7 +29,7 @@
  * `autoResendUnfulfilledCommands: false` and `maxRetriesPerRequest: 0`: a batch in flight when the
  * connection drops fails, and the sink re-sends its records itself, checked against the streams' last IDs.
  */
-import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { engineError, type EngineError } from '../../engine/errors.ts';
 import { HOUR_MICROS } from '../../engine/journal/format.ts';
 import { CTRL_BYTES } from '../../engine/ring/layout.ts';
@@ -40,6 +40,7 @@ import { parseRedisUrl, type RedisTarget } from './config.ts';
 import { HoldBuffer } from './hold.ts';
 import { N_SOURCE_FACTOR, N_US_FACTOR, parseStreamId } from './ids.ts';
 import { JournalTail } from './journal-tail.ts';
+import { RespConnection, RespEncoder, encodeArg } from './resp.ts';
 import { C, SinkStatusWriter, createRedisSinkStatus, readRedisSinkStatus, type RedisSinkStatus, type SinkState } from './status.ts';
 
 export interface RedisSinkOptions {
@@ -85,7 +86,7 @@ export interface RedisSinkOptions {
 
 interface Batch {
   readonly epoch: number;
-  readonly promise: Promise<[error: Error | null, result: unknown][] | null>;
+  readonly promise: Promise<{ errors: number; firstError: string | null }>;
   readonly from: 'ring' | 'hold' | 'journal';
   readonly count: number;
   trades: number;
@@ -113,8 +114,8 @@ function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function numOrEmpty(x: number): number | string {
-  return x === x ? x : EMPTY; // NaN (unknown bid/ask) → ''
+function numStr(x: number): string {
+  return x === x ? String(x) : EMPTY; // NaN (unknown bid/ask) → ''
 }
 
 export class RedisSink {
@@ -141,6 +142,26 @@ export class RedisSink {
   readonly #redisOptions: RedisOptions;
   readonly #hold: HoldBuffer;
   #redis: Redis | null = null;
+  #data: RespConnection | null = null;
+  readonly #enc = new RespEncoder();
+  readonly #connectTimeoutMs: number;
+  // pre-encoded constant arguments
+  #A = {
+    XADD: encodeArg('XADD'), MINID: encodeArg('MINID'), TRIM: encodeArg('~'), PUBLISH: encodeArg('PUBLISH'), HSET: encodeArg('HSET'),
+    price: encodeArg('price'), size: encodeArg('size'), bid: encodeArg('bid'), ask: encodeArg('ask'), side: encodeArg('side'), seq: encodeArg('seq'),
+    ts_us: encodeArg('ts_us'), ts_ms: encodeArg('ts_ms'), timestamp: encodeArg('timestamp'), source: encodeArg('source'), symbol: encodeArg('symbol'),
+    quote_ts_us: encodeArg('quote_ts_us'), B: encodeArg('B'), S: encodeArg('S'), none: encodeArg(''),
+  };
+  readonly #streamKeyArg: Buffer[] = [];
+  readonly #latestKeyArg: Buffer[] = [];
+  readonly #symbolArg: Buffer[] = [];
+  readonly #srcArg: Buffer[] = [];
+  readonly #channelArg: Buffer[] = [];
+  /** RESP text up to the MINID threshold: `*22 XADD <key> MINID ~` (per symbol). */
+  readonly #xaddHead: string[] = [];
+  /** RESP text of `source <name>` (per source), and of `*3 PUBLISH <channel>`. */
+  readonly #sourceTail: string[] = [];
+  readonly #publishHead: string[] = [];
 
   // per symbol id (index = id): stream's last ID (ms, n) as the sink knows it, discard watermark, journal progress
   readonly #lastMs: Float64Array;
@@ -155,11 +176,9 @@ export class RedisSink {
   #known = 0;
   // per symbol id: strings built once
   readonly #streamKey: string[] = [];
-  readonly #latestKey: string[] = [];
   readonly #symbolName: string[] = [];
   readonly #symbolJson: string[] = [];
   readonly #srcName: string[] = [];
-  readonly #channel: string[] = [];
   // per build: newest trade / quote per symbol
   readonly #touched: Int32Array;
   #touchedCount = 0;
@@ -215,6 +234,7 @@ export class RedisSink {
     this.#quoteByte = new Float64Array(cap);
     this.#dataDir = opts.dataDir ?? null;
     this.#prefix = opts.keyPrefix ?? '';
+    if (!/^[\x21-\x7e]{0,64}$/.test(this.#prefix)) throw engineError('ENGINE_ERR_INVALID_ARG', `RedisSink keyPrefix must be at most 64 printable ASCII characters, got ${JSON.stringify(this.#prefix)}`);
     this.#sourceNames = opts.sourceNames ?? DEFAULT_SOURCE_NAMES;
     const int = (v: number | undefined, def: number, min: number, max: number, name: string): number => {
       const x = v ?? def;
@@ -229,6 +249,11 @@ export class RedisSink {
     const holdRecords = int(opts.holdRecords, 262_144, 16, 1 << 24, 'holdRecords');
     this.#trim = opts.trim ?? '~';
     if (this.#trim !== '~' && this.#trim !== '=') throw engineError('ENGINE_ERR_INVALID_ARG', `RedisSink trim must be '~' or '=', got ${String(opts.trim)}`);
+    this.#A.TRIM = encodeArg(this.#trim);
+    this.#connectTimeoutMs = opts.redisOptions?.connectTimeout ?? 2000;
+    for (const [id, name] of Object.entries(this.#sourceNames)) {
+      if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw engineError('ENGINE_ERR_INVALID_ARG', `RedisSink source name for id ${id} must be 1-64 chars of A-Z a-z 0-9 _ . : -, got ${JSON.stringify(name)}`);
+    }
     this.#publish = opts.publish ?? true;
     this.#now = opts.now ?? Date.now;
     this.#onError = opts.onError;
@@ -291,7 +316,7 @@ export class RedisSink {
     redis.connect().catch(() => undefined); // failures are reported by 'error' and retried by retryStrategy
     try {
       for (;;) {
-        const live = this.#ready && !this.#needResync && this.#now() >= this.#retryAt;
+        const live = this.#ready && !this.#needResync && this.#data !== null && this.#now() >= this.#retryAt;
         if (this.#stopRequested && !live) break; // records not sent are in the journal: the next start catches up
         if (live) {
           if (await this.#liveStep()) break;
@@ -313,6 +338,9 @@ export class RedisSink {
       await this.#abandonPending();
       this.#updateLag();
       this.#st.setState('stopped');
+      const data = this.#data;
+      this.#data = null;
+      data?.close();
       this.#redis = null;
       redis.disconnect(false);
     }
@@ -348,7 +376,8 @@ export class RedisSink {
       const k = Math.min(this.#batchRecords, hold.size - this.#holdUnacked);
       this.#beginBuild();
       const b = this.#newBatch('hold', k);
-      const p = this.#redis!.pipeline();
+      const p = this.#enc;
+      p.reset();
       let done = 0;
       while (done < k) {
         const seg = hold.contiguousFrom(this.#holdUnacked + done, k - done);
@@ -371,7 +400,8 @@ export class RedisSink {
       const k = Math.min(this.#batchRecords, avail);
       this.#beginBuild();
       const b = this.#newBatch('ring', k);
-      const p = this.#redis!.pipeline();
+      const p = this.#enc;
+      p.reset();
       const b0 = r.slotByte(this.#ringUnreleased);
       const first = Math.min(k, (this.#ringDataEnd - b0) / RECORD_SLOT_BYTES);
       this.#appendRange(p, this.#rv, b0, first, true, b);
@@ -404,30 +434,27 @@ export class RedisSink {
 
   #newBatch(from: Batch['from'], count: number): Batch {
     return {
-      epoch: this.#epoch, promise: Promise.resolve(null), from, count,
+      epoch: this.#epoch, promise: Promise.resolve({ errors: 0, firstError: null }), from, count,
       trades: 0, skipped: 0, expired: 0, unknown: 0, ignored: 0, quotes: 0, published: 0, newestTsMicros: 0, settled: false, ok: false,
     };
   }
 
-  /** Send a built pipeline; waits for the oldest batch when `maxInFlight` are in flight. */
-  async #send(p: ChainableCommander, b: Batch): Promise<void> {
-    (b as { promise: Batch['promise'] }).promise = p.length === 0 ? Promise.resolve([]) : p.exec();
+  /** Send the encoded batch; waits for the oldest batch when `maxInFlight` are in flight. */
+  async #send(enc: RespEncoder, b: Batch): Promise<void> {
+    const data = this.#data;
+    (b as { promise: Batch['promise'] }).promise = data === null
+      ? Promise.reject(engineError('ENGINE_ERR', 'no Redis data connection'))
+      : data.send(enc);
     b.promise.then(
-      (res) => { b.settled = true; b.ok = res !== null && this.#resultsOk(res); },
+      (res) => {
+        b.settled = true;
+        b.ok = res.errors === 0;
+        if (!b.ok) this.#error(engineError('ENGINE_ERR', `Redis refused ${res.errors} command(s) of a batch: ${res.firstError ?? ''}`));
+      },
       (err: unknown) => { b.settled = true; b.ok = false; this.#error(engineError('ENGINE_ERR', `Redis pipeline failed: ${errText(err)}`)); },
     );
     this.#pending.push(b);
     while (this.#pending.length >= this.#maxInFlight) await this.#settleOldest();
-  }
-
-  #resultsOk(res: [Error | null, unknown][]): boolean {
-    for (const [err] of res) {
-      if (err !== null) {
-        this.#error(engineError('ENGINE_ERR', `Redis command failed: ${err.message}`));
-        return false;
-      }
-    }
-    return true;
   }
 
   /** Wait for the oldest batch (at most `stallMs`); account for it, or fail everything in flight. */
@@ -480,6 +507,9 @@ export class RedisSink {
    */
   #failAll(): void {
     this.#epoch++;
+    const data = this.#data;
+    this.#data = null; // first: its close is ours, not a loss to report
+    data?.close(); // late replies must never be matched to later batches: a fresh connection per sync
     this.#pending.length = 0;
     this.#ringUnreleased = 0;
     this.#holdUnacked = 0;
@@ -508,14 +538,14 @@ export class RedisSink {
   }
 
   /** Append commands for `count` contiguous records at byte `b0` of `v`. `live`: PUBLISH too. */
-  #appendRange(p: ChainableCommander, v: SlotViews, b0: number, count: number, live: boolean, batch: Batch): void {
+  #appendRange(p: RespEncoder, v: SlotViews, b0: number, count: number, live: boolean, batch: Batch): void {
     const u8 = v.u8, u16 = v.u16, u32 = v.u32, f64 = v.f64;
     const known = this.#known;
     const lastMs = this.#lastMs, lastN = this.#lastN;
     const nowMs = this.#now();
     const horizonUs = (nowMs - this.#retentionMs) * 1000;
     const minId = String(Math.floor(nowMs - this.#retentionMs));
-    const trim = this.#trim;
+    const minPart = `$${minId.length}\r\n${minId}\r\n`;
     const publish = live && this.#publish;
     let trades = 0, skipped = 0, expired = 0, unknown = 0, ignored = 0, quotes = 0, published = 0;
     let newest = batch.newestTsMicros;
@@ -546,13 +576,23 @@ export class RedisSink {
       const size = u32[(b + 40) >> 2]!;
       const flags = u32[(b + 44) >> 2]!;
       const side = (flags & TradeFlag.SIDE_BUY) !== 0 ? SIDE_B : (flags & TradeFlag.SIDE_SELL) !== 0 ? SIDE_S : EMPTY;
-      const srcName = this.#srcName[src] ?? this.#sourceName(src);
-      p.xadd(this.#streamKey[sym]!, 'MINID', trim, minId, `${ms}-${n}`,
-        'price', price, 'size', size, 'bid', numOrEmpty(f64[(b + 24) >> 3]!), 'ask', numOrEmpty(f64[(b + 32) >> 3]!),
-        'side', side, 'seq', seq, 'ts_us', ts, 'source', srcName);
+      if (this.#srcArg[src] === undefined) this.#sourceName(src);
+      const ps = price === price ? String(price) : EMPTY;
+      const ss = String(size);
+      const bs = numStr(f64[(b + 24) >> 3]!);
+      const as = numStr(f64[(b + 32) >> 3]!);
+      const qs = String(seq);
+      const tss = String(ts);
+      const id = `${ms}-${n}`;
+      // XADD key MINID ~ minid id price P size S bid B ask A side X seq Q ts_us T source SRC, as one RESP string
+      let cmd = `${this.#xaddHead[sym]!}${minPart}$${id.length}\r\n${id}\r\n$5\r\nprice\r\n$${ps.length}\r\n${ps}\r\n$4\r\nsize\r\n$${ss.length}\r\n${ss}\r\n$3\r\nbid\r\n$${bs.length}\r\n${bs}\r\n$3\r\nask\r\n$${as.length}\r\n${as}\r\n$4\r\nside\r\n$${side.length}\r\n${side}\r\n$3\r\nseq\r\n$${qs.length}\r\n${qs}\r\n$5\r\nts_us\r\n$${tss.length}\r\n${tss}\r\n${this.#sourceTail[src]!}`;
       if (publish) {
-        p.publish(this.#channel[src]!, `{"symbol":${this.#symbolJson[sym]!},"price":${price === price ? price : 'null'},"size":${size},"side":"${side}","timestamp":"${this.#iso(ts)}","ts_ms":${ms},"source":${JSON.stringify(srcName)}}`);
+        const json = `{"symbol":${this.#symbolJson[sym]!},"price":${ps === EMPTY ? 'null' : ps},"size":${ss},"side":"${side}","timestamp":"${this.#iso(ts)}","ts_ms":${ms},"source":"${this.#srcName[src]!}"}`;
+        cmd += `${this.#publishHead[src]!}$${json.length}\r\n${json}\r\n`;
+        p.raw(cmd, 2);
         published++;
+      } else {
+        p.raw(cmd, 1);
       }
       trades++;
       if (ts > newest) newest = ts;
@@ -570,8 +610,9 @@ export class RedisSink {
   }
 
   /** One HSET per symbol touched by the batch: its newest trade, and the bid/ask of a newer quote. */
-  #endBuild(p: ChainableCommander, v: SlotViews, _b: Batch): void {
+  #endBuild(p: RespEncoder, v: SlotViews, _b: Batch): void {
     const f64 = v.f64, u32 = v.u32, u8 = v.u8;
+    const A = this.#A;
     for (let k = 0; k < this.#touchedCount; k++) {
       const sym = this.#touched[k]!;
       const ti = this.#tradeIdx[sym]!, qi = this.#quoteIdx[sym]!;
@@ -580,15 +621,28 @@ export class RedisSink {
         const ts = f64[(b + 8) >> 3]!;
         const flags = u32[(b + 44) >> 2]!;
         const src = u8[b + 1]!;
-        p.hset(this.#latestKey[sym]!,
-          'symbol', this.#symbolName[sym]!, 'price', f64[(b + 16) >> 3]!, 'size', u32[(b + 40) >> 2]!,
-          'side', (flags & TradeFlag.SIDE_BUY) !== 0 ? SIDE_B : (flags & TradeFlag.SIDE_SELL) !== 0 ? SIDE_S : EMPTY,
-          'bid', numOrEmpty(f64[(b + 24) >> 3]!), 'ask', numOrEmpty(f64[(b + 32) >> 3]!), 'seq', u32[(b + 4) >> 2]!,
-          'ts_us', ts, 'ts_ms', Math.floor(ts / 1000), 'timestamp', this.#iso(ts), 'source', this.#srcName[src] ?? this.#sourceName(src));
+        if (this.#srcArg[src] === undefined) this.#sourceName(src);
+        p.begin(24);
+        p.bytes(A.HSET); p.bytes(this.#latestKeyArg[sym]!);
+        p.bytes(A.symbol); p.bytes(this.#symbolArg[sym]!);
+        p.bytes(A.price); p.str(numStr(f64[(b + 16) >> 3]!));
+        p.bytes(A.size); p.str(String(u32[(b + 40) >> 2]!));
+        p.bytes(A.side); p.bytes((flags & TradeFlag.SIDE_BUY) !== 0 ? A.B : (flags & TradeFlag.SIDE_SELL) !== 0 ? A.S : A.none);
+        p.bytes(A.bid); p.str(numStr(f64[(b + 24) >> 3]!));
+        p.bytes(A.ask); p.str(numStr(f64[(b + 32) >> 3]!));
+        p.bytes(A.seq); p.str(String(u32[(b + 4) >> 2]!));
+        p.bytes(A.ts_us); p.str(String(ts));
+        p.bytes(A.ts_ms); p.str(String(Math.floor(ts / 1000)));
+        p.bytes(A.timestamp); p.str(this.#iso(ts));
+        p.bytes(A.source); p.bytes(this.#srcArg[src]!);
       }
       if (qi > ti) {
         const b = this.#quoteByte[sym]!;
-        p.hset(this.#latestKey[sym]!, 'bid', numOrEmpty(f64[(b + 24) >> 3]!), 'ask', numOrEmpty(f64[(b + 32) >> 3]!), 'quote_ts_us', f64[(b + 8) >> 3]!);
+        p.begin(8);
+        p.bytes(A.HSET); p.bytes(this.#latestKeyArg[sym]!);
+        p.bytes(A.bid); p.str(numStr(f64[(b + 24) >> 3]!));
+        p.bytes(A.ask); p.str(numStr(f64[(b + 32) >> 3]!));
+        p.bytes(A.quote_ts_us); p.str(String(f64[(b + 8) >> 3]!));
       }
       this.#tradeIdx[sym] = -1;
       this.#quoteIdx[sym] = -1;
@@ -610,7 +664,11 @@ export class RedisSink {
   #sourceName(src: number): string {
     const name = this.#sourceNames[src] ?? `src${src}`;
     this.#srcName[src] = name;
-    this.#channel[src] = `${this.#prefix}market_data:${name}:trades`;
+    this.#srcArg[src] = encodeArg(name);
+    const channel = `${this.#prefix}market_data:${name}:trades`;
+    this.#channelArg[src] = encodeArg(channel);
+    this.#sourceTail[src] = `$6\r\nsource\r\n$${name.length}\r\n${name}\r\n`;
+    this.#publishHead[src] = `*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n`;
     return name;
   }
 
@@ -651,7 +709,11 @@ export class RedisSink {
     this.#symbolName[id] = sym;
     this.#symbolJson[id] = JSON.stringify(sym);
     this.#streamKey[id] = `${this.#prefix}ticks:${sym}`;
-    this.#latestKey[id] = `${this.#prefix}latest:${sym}`;
+    this.#streamKeyArg[id] = encodeArg(this.#streamKey[id]);
+    const key = this.#streamKey[id];
+    this.#xaddHead[id] = `*22\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n$5\r\nMINID\r\n$1\r\n${this.#trim}\r\n`;
+    this.#latestKeyArg[id] = encodeArg(`${this.#prefix}latest:${sym}`);
+    this.#symbolArg[id] = encodeArg(sym);
   }
 
   async #serverRunId(): Promise<string | null> {
@@ -670,6 +732,16 @@ export class RedisSink {
       this.#runId = runId;
       this.#known = 0;
       await this.#fetchLastIds(1, this.#registry.size);
+      if (this.#data === null || this.#data.closed) {
+        const data = await RespConnection.open(this.target!, this.#connectTimeoutMs);
+        data.onClose = (err) => {
+          if (this.#data !== data) return;
+          this.#error(engineError('ENGINE_ERR', `Redis data connection lost: ${err.message}`));
+          this.#data = null;
+          this.#needResync = true;
+        };
+        this.#data = data;
+      }
       if (this.#wmAny) this.#catchUpNeeded = true;
       if (this.#catchUpNeeded) {
         if (this.#dataDir === null) {
@@ -714,7 +786,8 @@ export class RedisSink {
           const k = Math.min(this.#batchRecords, n - done);
           this.#beginBuild();
           const b = this.#newBatch('journal', k);
-          const p = this.#redis!.pipeline();
+          const p = this.#enc;
+          p.reset();
           this.#appendRange(p, v, tail.byteOffset + done * RECORD_SLOT_BYTES, k, false, b);
           this.#endBuild(p, v, b);
           done += k;
