@@ -7,14 +7,18 @@
  *   client in its own thread), against `redis-benchmark -c 32 GET` of a value of the same size on a
  *   redis-server started here (the issue's baseline, a C client), against Redis driven by the same JS
  *   client (apples to apples), and against the same handler logic on node:http;
- * - the service time the server itself recorded during the uWS load run (`/metrics` histogram).
+ * - the service time the server itself recorded during the uWS load run (`/metrics` histogram);
+ * - `/api/v1/ticks/historical` end to end over HTTP: one day of raw ticks (1 M rows; quick: 200 k) as
+ *   Parquet (target < 1 s) and one year of 1-minute bars (quick: 30 days) as Parquet and as JSON (target
+ *   < 500 ms), from files laid out as the compactor lays them out (day files, generated here by DuckDB).
  * Two shared cores: the client, the server and Redis compete for them, so throughput figures are
  * relative; compare the ratios within one run.
  *
  * Run alone: `node --import tsx bench/run.ts --only api [--quick]`.
  */
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -120,17 +124,95 @@ function fakeReq(key: string): HttpRequest {
   return { getHeader: (n: string) => (n === 'authorization' ? auth : ''), getQuery: () => 'symbols=MNQ' } as unknown as HttpRequest;
 }
 
+const BENCH_SYMBOL = 'NQH26';
+const DAY = '2025-11-10';
+
+/** Write a day of ticks and `days` days of 1-minute bars for BENCH_SYMBOL in the compactor's layout. */
+async function writeHistory(dir: string, ticks: number, days: number): Promise<void> {
+  const db = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const c = await db.connect();
+  try {
+    await c.run(`SET TimeZone = 'UTC'`);
+    const tickDir = join(dir, 'ticks', `symbol=${BENCH_SYMBOL}`, `date=${DAY}`);
+    mkdirSync(tickDir, { recursive: true });
+    const t0 = Date.parse(`${DAY}T00:00:00Z`) * 1000;
+    const step = Math.floor(86_400_000_000 / ticks);
+    await c.run(`COPY (SELECT make_timestamptz(us) AS ts, us // 1000 AS ts_ms, 21000 + (i % 400) * 0.25 AS price, (1 + i % 5)::UINTEGER AS size, ` +
+      `20999.75 + (i % 400) * 0.25 AS bid, 21000 + (i % 400) * 0.25 AS ask, CASE WHEN i % 2 = 0 THEN 'B' ELSE 'S' END AS side, 'sierra' AS source, ` +
+      `i::UINTEGER AS seq, (1 + i % 2)::UINTEGER AS flags FROM (SELECT i, ${t0} + i * ${step} AS us FROM range(${ticks}) t(i)) ORDER BY ts) ` +
+      `TO '${join(tickDir, 'day.parquet')}' (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION V2)`);
+    const barsRoot = join(dir, 'bars', 'interval=1m', `symbol=${BENCH_SYMBOL}`);
+    const tmp = join(dir, 'bars-tmp');
+    const b0 = t0 - (days - 1) * 86_400_000_000;
+    await c.run(`COPY (SELECT strftime(make_timestamptz(b), '%Y-%m-%d') AS date, make_timestamptz(b) AS ts, b // 1000 AS ts_ms, 21000.0 + (i % 97) AS open, ` +
+      `21001.0 + (i % 97) AS high, 20999.0 + (i % 97) AS low, 21000.5 + (i % 97) AS close, (10 + i % 50)::BIGINT AS volume, (5 + i % 20)::BIGINT AS trades, ` +
+      `(5 + i % 25)::BIGINT AS buy_volume, (5 + i % 25)::BIGINT AS sell_volume, 21000.2 + (i % 97) AS vwap ` +
+      `FROM (SELECT i, ${b0} + i * 60000000 AS b FROM range(${days * 1440}) t(i))) TO '${tmp}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), FILENAME_PATTERN 'day')`);
+    for (const d of readdirSync(tmp)) {
+      mkdirSync(join(barsRoot, d), { recursive: true });
+      renameSync(join(tmp, d, 'day0.parquet'), join(barsRoot, d, 'day.parquet'));
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
+}
+
+async function timeGet(url: string, key: string, runs: number): Promise<{ worst: number; median: number; bytes: number }> {
+  const times: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < runs; i++) {
+    const a = performance.now();
+    const r = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
+    const body = await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`${url}: ${r.status} ${Buffer.from(body).toString().slice(0, 200)}`);
+    times.push(performance.now() - a);
+    bytes = body.byteLength;
+  }
+  times.sort((x, y) => x - y);
+  return { worst: times[times.length - 1] as number, median: times[Math.floor(times.length / 2)] as number, bytes };
+}
+
+async function historyBench(quick: boolean, deps: ApiDeps, key: string): Promise<BenchResult[]> {
+  const ticks = quick ? 200_000 : 1_000_000;
+  const days = quick ? 30 : 365;
+  await writeHistory(deps.dataDir, ticks, days);
+  const api = await createApi(deps, { historyFile: null });
+  const server = await api.listen('127.0.0.1', 0);
+  const base = `http://127.0.0.1:${server.port}/api/v1/ticks/historical?symbols=${BENCH_SYMBOL}`;
+  const runs = quick ? 1 : 3;
+  const out: BenchResult[] = [];
+  try {
+    // open the DuckDB pool and warm the file metadata cache (not timed)
+    await timeGet(`${base}&start_time=${DAY}T00:00:00Z&end_time=${DAY}T00:01:00Z&format=parquet`, key, 1);
+    const day = await timeGet(`${base}&start_time=${DAY}T00:00:00Z&end_time=${DAY}T23:59:59.999999Z&format=parquet`, key, runs);
+    out.push({ name: `historical: one day of raw ticks (${ticks / 1e6} M rows) as Parquet over HTTP (target < 1 s)`, unit: 'ms (median)', value: sig(day.median), p50: sig(day.median), max: sig(day.worst), baseline: `${(day.bytes / 1e6).toFixed(1)} MB answer` });
+    const endBars = Date.parse(`${DAY}T00:00:00Z`) + 86_400_000;
+    const startBars = new Date(endBars - days * 86_400_000).toISOString();
+    const endIso = new Date(endBars).toISOString();
+    const barsPq = await timeGet(`${base}&start_time=${startBars}&end_time=${endIso}&interval=1m&format=parquet`, key, runs);
+    out.push({ name: `historical: ${days} days of 1-minute bars (${days * 1440} bars) as Parquet over HTTP (target < 500 ms for a year)`, unit: 'ms (median)', value: sig(barsPq.median), p50: sig(barsPq.median), max: sig(barsPq.worst) });
+    const barsJson = await timeGet(`${base}&start_time=${startBars}&end_time=${endIso}&interval=1m&format=json`, key, runs);
+    out.push({ name: `historical: ${days} days of 1-minute bars as JSON (streamed) over HTTP`, unit: 'ms (median)', value: sig(barsJson.median), p50: sig(barsJson.median), max: sig(barsJson.worst) });
+  } finally {
+    await api.close();
+  }
+  return out;
+}
+
 export const run: BenchSuite = async ({ quick }) => {
   const dir = mkdtempSync(join(tmpdir(), 'tickpipe-api-bench-'));
   const results: BenchResult[] = [];
   const registry = SymbolRegistry.create({ capacity: 64 });
   const id = registry.register('MNQZ25');
   registry.register('NQZ25');
+  registry.register(BENCH_SYMBOL);
   const latest = LatestTable.create(64);
   const t = T_NOW * 1000;
   latest.writeTick(id, t, 21000.25, 3, 1, 123456, 21000, 7, 21000.25, 9);
   const keystore = KeyStore.open(dir);
-  const { key } = keystore.createSync({ name: 'bench', scopes: ['realtime'] });
+  const { key } = keystore.createSync({ name: 'bench', scopes: ['realtime', 'historical'] });
   const deps: ApiDeps = {
     registry, latest, hot: null, dataDir: dir, sourceNames: ['none', 'sierra'], book: () => null, gaps: () => [], quarantine: () => [],
     status: () => ({}), ready: () => true, auth: keystore, retentionDays: 365, now: () => T_NOW,
@@ -221,6 +303,9 @@ export const run: BenchSuite = async ({ quick }) => {
       }
     }
     await history.close();
+
+    // ---- 3. historical over HTTP ------------------------------------------------------------------------
+    results.push(...await historyBench(quick, deps, key));
   } finally {
     keystore.close();
     rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,6 @@
  * ticks without bar files and the hot rows are aggregated from ticks; one GROUP BY merges the pieces, so a
  * bar that straddles the cut or an hour boundary is one bar.
  */
-import { join } from 'node:path';
 import { HOT_BUSY, type HotWindow } from '../../engine/hot/hot-window.ts';
 import { HotColumns } from '../../engine/hot/hot-columns.ts';
 import { microsToIso } from '../../engine/latest/latest-table.ts';
@@ -141,10 +140,12 @@ export interface TickPlan {
   startUs: number;
   cutUs: number;
   endUs: number;
+  /** Rows in the hot snapshot (0: the query does not read the hot scan at all). */
+  hotRows: number;
 }
 
 /**
- * Raw ticks in file order: Parquet [start, cut) sorted by (ts, seq), then the hot rows in window order.
+ * Raw ticks in file order: Parquet [start, cut) in (ts, seq) order, then the hot rows in window order.
  * Columns ready for the text formats (no BigInt): ts_us DOUBLE, price, size, bid, ask, side, source, seq, flags.
  */
 export function tickSql(p: TickPlan, hotScan: string, sourceList: string, forParquet: boolean): string {
@@ -153,12 +154,16 @@ export function tickSql(p: TickPlan, hotScan: string, sourceList: string, forPar
     parts.push(`SELECT ts, 0 AS part, seq AS k, price, size, bid, ask, side, source, seq, flags FROM ${readParquet(p.tickFiles)} ` +
       `WHERE ts >= ${tsLit(p.startUs)} AND ts < ${tsLit(p.cutUs)}`);
   }
-  parts.push(`SELECT ts, 1 AS part, ord AS k, ${nanNull('price')} AS price, size, ${nanNull('bid')} AS bid, ${nanNull('ask')} AS ask, ${HOT_SIDE} AS side, ` +
+  if (p.hotRows > 0 || parts.length === 0) parts.push(`SELECT ts, 1 AS part, ord AS k, ${nanNull('price')} AS price, size, ${nanNull('bid')} AS bid, ${nanNull('ask')} AS ask, ${HOT_SIDE} AS side, ` +
     `${sourceList}[source_id::INTEGER + 1] AS source, seq, flags FROM ${hotScan}()`);
   const cols = forParquet
     ? `ts, epoch_ms(ts) AS ts_ms, price, size, bid, ask, side, source, seq, flags`
     : `epoch_us(ts)::DOUBLE AS ts_us, price, size::DOUBLE AS size, bid, ask, side, source, seq::DOUBLE AS seq, flags::DOUBLE AS flags`;
-  return `SELECT ${cols} FROM (${parts.join(' UNION ALL ')}) ORDER BY part, ts, k`;
+  // No ORDER BY: a global sort of a million rows costs more than the rest of the query. The order comes from
+  // the inputs, kept by DuckDB's preserve_insertion_order (set on every pool connection): the Parquet files
+  // are listed in time order and each is sorted by (ts, seq) (compactor), the UNION ALL children run in
+  // order, and the hot rows come in window order. test/api-historical.test.ts compares exact order.
+  return `SELECT ${cols} FROM (${parts.join(' UNION ALL ')})`;
 }
 
 export interface BarPlan extends TickPlan {
@@ -194,10 +199,14 @@ export async function planBars(dataDir: string, symbol: string, p: TickPlan, buc
  */
 export function barSql(p: BarPlan, hotScan: string, forParquet: boolean): string {
   const parts: string[] = [];
+  /** 1-minute bars asked and bar files used: their rows are already the answer (no bucket is shared with ticks). */
+  const direct = p.bucketUs === US_PER_MIN && p.barFiles.length > 0;
   const tickCols = `epoch_us(ts) AS t, 0 AS part, seq AS k, price AS open, price AS high, price AS low, price AS close, size::DOUBLE AS volume, 1.0 AS trades, ` +
     `CASE WHEN side = 'B' THEN size ELSE 0 END::DOUBLE AS buy_volume, CASE WHEN side = 'S' THEN size ELSE 0 END::DOUBLE AS sell_volume, price * size AS pv`;
   const ranges: [number, number][] = [];
-  if (p.barFiles.length > 0) {
+  if (direct) {
+    ranges.push([p.startUs, p.barFromUs], [p.barToUs, p.cutUs]);
+  } else if (p.barFiles.length > 0) {
     parts.push(`SELECT epoch_us(ts) AS t, 0 AS part, 0 AS k, open, high, low, close, volume::DOUBLE AS volume, trades::DOUBLE AS trades, ` +
       `buy_volume::DOUBLE AS buy_volume, sell_volume::DOUBLE AS sell_volume, coalesce(vwap * volume, 0) AS pv FROM ${readParquet(p.barFiles)} ` +
       `WHERE ts >= ${tsLit(p.barFromUs)} AND ts < ${tsLit(p.barToUs)}`);
@@ -207,15 +216,19 @@ export function barSql(p: BarPlan, hotScan: string, forParquet: boolean): string
     ranges.push([p.startUs, p.cutUs]);
   }
   if (p.tickFiles.length > 0 && ranges.length > 0) {
-    const where = ranges.map(([a, b]) => `(ts >= ${tsLit(a)} AND ts < ${tsLit(b)})`).join(' OR ');
+    const where = ranges.filter(([a, b]) => b > a).map(([a, b]) => `(ts >= ${tsLit(a)} AND ts < ${tsLit(b)})`).join(' OR ') || 'false';
     parts.push(`SELECT ${tickCols} FROM ${readParquet(p.tickFiles)} WHERE price IS NOT NULL AND (${where})`);
   }
-  parts.push(`SELECT epoch_us(ts) AS t, 1 AS part, ord AS k, price AS open, price AS high, price AS low, price AS close, size::DOUBLE AS volume, 1.0 AS trades, ` +
+  if (p.hotRows > 0 || parts.length === 0) parts.push(`SELECT epoch_us(ts) AS t, 1 AS part, ord AS k, price AS open, price AS high, price AS low, price AS close, size::DOUBLE AS volume, 1.0 AS trades, ` +
     `CASE WHEN flags & ${SIDE_MASK} = ${TradeFlag.SIDE_BUY} THEN size ELSE 0 END::DOUBLE AS buy_volume, ` +
     `CASE WHEN flags & ${SIDE_MASK} = ${TradeFlag.SIDE_SELL} THEN size ELSE 0 END::DOUBLE AS sell_volume, price * size AS pv ` +
     `FROM ${hotScan}() WHERE NOT isnan(price)`);
   const b = p.bucketUs;
-  const agg = `SELECT (t // ${b}) * ${b} AS bucket, first(open ORDER BY t, part, k) AS open, max(high) AS high, min(low) AS low, ` +
+  const directSql = direct
+    ? `SELECT epoch_us(ts) AS bucket, open, high, low, close, volume::DOUBLE AS volume, trades::DOUBLE AS trades, buy_volume::DOUBLE AS buy_volume, ` +
+      `sell_volume::DOUBLE AS sell_volume, vwap FROM ${readParquet(p.barFiles)} WHERE ts >= ${tsLit(p.barFromUs)} AND ts < ${tsLit(p.barToUs)} UNION ALL `
+    : '';
+  const agg = `${directSql}SELECT (t // ${b}) * ${b} AS bucket, first(open ORDER BY t, part, k) AS open, max(high) AS high, min(low) AS low, ` +
     `last(close ORDER BY t, part, k) AS close, sum(volume) AS volume, sum(trades) AS trades, sum(buy_volume) AS buy_volume, ` +
     `sum(sell_volume) AS sell_volume, CASE WHEN sum(volume) > 0 THEN sum(pv) / sum(volume) END AS vwap FROM (${parts.join(' UNION ALL ')}) GROUP BY 1`;
   const cols = forParquet
@@ -224,4 +237,3 @@ export function barSql(p: BarPlan, hotScan: string, forParquet: boolean): string
   return `SELECT ${cols} FROM (${agg}) ORDER BY bucket`;
 }
 
-export const joinPath = join;

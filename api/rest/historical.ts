@@ -135,7 +135,7 @@ async function planFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Reque
   conn.setHot(snap);
   const cutUs = Math.min(r.endUs, Math.max(r.startUs, heldFrom));
   const { files } = await filesFor(s.deps.dataDir, 'ticks', meta.symbol, r.startUs, cutUs);
-  return { tickFiles: files, startUs: r.startUs, cutUs, endUs: r.endUs };
+  return { tickFiles: files, startUs: r.startUs, cutUs, endUs: r.endUs, hotRows: snap.length };
 }
 
 async function sqlFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Request, snap: HotSnapshot, forParquet: boolean): Promise<string> {
