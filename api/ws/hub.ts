@@ -45,7 +45,7 @@ import {
   SEQ_BYTE, SIDE_MASK, SOURCE_ID_BYTE, SYMBOL_ID_BYTE, TRADE_ASK_BYTE, TRADE_ASK_SIZE_BYTE, TRADE_BID_BYTE, TRADE_BID_SIZE_BYTE,
   TRADE_FLAGS_BYTE, TRADE_PRICE_BYTE, TRADE_SIZE_BYTE, TradeFlag, TS_MICROS_BYTE,
 } from '../../schemas/records.ts';
-import { createTickColumns, Side, WireEncoder, type TickColumns, type WireGexSnapshot, type WireStatus } from '../../schemas/wire.ts';
+import { createTickColumns, Side, WireDecoder, WireEncoder, type TickColumns, type WireGexSnapshot, type WireStatus } from '../../schemas/wire.ts';
 import type { Authenticator, Principal, RecordListener } from '../types.ts';
 import { barJson, bookLevels, errorJson, gexJson, tickBatchJson, type BarMessage } from './frames.ts';
 import {
@@ -180,6 +180,8 @@ class Conn {
   readonly binary: boolean;
   ws: WebSocket<ConnRef> | null = null;
   closed = false;
+  /** a slow-consumer close is under way */
+  closing = false;
   /** symbol id -> channel bit mask (trades/quotes/book/bars) */
   readonly subs = new Map<number, number>();
   readonly gexKeys = new Set<string>();
@@ -218,6 +220,9 @@ class SymState {
   readonly quotesChannel: string;
   readonly bookChannel: string;
   readonly barsChannel: string;
+  /** uWS topics of the live trades, per format */
+  readonly topicBin: string;
+  readonly topicJson: string;
   /** live subscribers per channel index (trades, quotes, book, bars) */
   readonly live: Conn[][] = [[], [], [], []];
   readonly catching: CatchUp[] = [];
@@ -251,6 +256,8 @@ class SymState {
     this.quotesChannel = `quotes/${symbol}`;
     this.bookChannel = `book/${symbol}`;
     this.barsChannel = `bars/${symbol}`;
+    this.topicBin = `t/${id}/b`;
+    this.topicJson = `t/${id}/j`;
     const buf = new ArrayBuffer(tailRecords * RECORD_SLOT_BYTES);
     this.tail = new Uint8Array(buf);
     this.tailF64 = new Float64Array(buf);
@@ -303,6 +310,11 @@ export class WsHub implements RecordListener {
   readonly #fanout = histogram();
   #nextId = 1;
   #closed = false;
+  #app: TemplatedApp | null = null;
+  readonly #pendingSlow: Conn[] = [];
+  #pendingSlowTicks = 0;
+  #pendingSlowScheduled = false;
+  readonly #dec = new WireDecoder();
   #heartbeatTimer: NodeJS.Timeout | null = null;
   #statusTimer: NodeJS.Timeout | null = null;
   #connectionsTotal = 0;
@@ -340,6 +352,9 @@ export class WsHub implements RecordListener {
       compression: 0,
       maxPayloadLength: o.maxPayloadLength,
       // uWS skips a send above this (status 2): set well above our own hard limit so the hub decides first.
+      // The hub closes a trades subscriber above hardBufferBytes itself (4008, with room left for the close
+      // frame). Above this larger bound uWS would drop a frame and call `dropped`, which also closes for
+      // trades: a safety net, so a trade is never silently missing.
       maxBackpressure: o.hardBufferBytes + 16 * 1024 * 1024,
       closeOnBackpressureLimit: false,
       idleTimeout: 0, // the hub's own heartbeat (ping + timeout) decides
@@ -348,10 +363,12 @@ export class WsHub implements RecordListener {
       open: (ws) => this.#open(ws),
       message: (ws, msg, isBinary) => this.#message(ws, msg, isBinary),
       drain: (ws) => this.#drain(ws.getUserData().conn),
+      dropped: (ws, msg, isBinary) => this.#dropped(ws.getUserData().conn, msg, isBinary),
       close: (ws) => this.#close(ws.getUserData().conn),
       pong: (ws) => { ws.getUserData().conn.lastSeenMs = Date.now(); },
       ping: (ws) => { ws.getUserData().conn.lastSeenMs = Date.now(); },
     });
+    this.#app = app;
     this.#heartbeatTimer = setInterval(() => this.#heartbeat(), o.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
     this.#statusTimer = setInterval(() => this.#pushStatus(), o.statusIntervalMs);
@@ -560,7 +577,8 @@ export class WsHub implements RecordListener {
           replaying.push(s.symbol);
           this.#startReplay(c, s, fromMicros);
         } else {
-          s.live[ci]!.push(c);
+          if (ci === CH_TRADES) this.#liveTrades(c, s);
+          else s.live[ci]!.push(c);
           if (ci === CH_BOOK && s.book !== null && s.book.version > 0) this.#sendBook(c, s);
         }
       }
@@ -593,6 +611,7 @@ export class WsHub implements RecordListener {
         if (s) {
           removeConn(s.live[ci]!, c);
           if (ci === CH_TRADES) {
+            if (!c.closed && c.ws !== null) c.ws.unsubscribe(c.binary ? s.topicBin : s.topicJson);
             for (let i = s.catching.length - 1; i >= 0; i--) if (s.catching[i]!.conn === c) s.catching.splice(i, 1);
             const rep = c.replays.get(r.symId);
             if (rep) { rep.cancelled = true; c.replays.delete(r.symId); }
@@ -657,12 +676,61 @@ export class WsHub implements RecordListener {
     if (ws === null || c.closed) return;
     if (ws.getBufferedAmount() > this.options.hardBufferBytes) { this.#slowClose(c, ticks); return; }
     const r = ws.send(msg, typeof msg !== 'string');
-    if (r === 2) { this.#drops.sendDropped++; this.#slowClose(c, ticks); return; }
+    if (r === 2) { this.#slowClose(c, ticks); return; }
     this.#count(msg.length);
     this.#ticksOut += ticks;
   }
 
+  /** Join the live trades of `s`: the topic (uWS fans the frame out in C++) and the hub's list. */
+  #liveTrades(c: Conn, s: SymState): void {
+    const ws = c.ws;
+    if (ws === null || c.closed) return;
+    s.live[CH_TRADES]!.push(c);
+    ws.subscribe(c.binary ? s.topicBin : s.topicJson);
+  }
+
+  /** uWS dropped a message above maxBackpressure: for trades that is a slow consumer (close, never a hole). */
+  #dropped(c: Conn, msg: ArrayBuffer, isBinary: boolean): void {
+    this.#drops.sendDropped++;
+    if (c.closed || c.closing) return;
+    let trades = false;
+    let ticks = 0;
+    try {
+      if (isBinary) {
+        const f = this.#dec.decodeFrame(new Uint8Array(msg));
+        trades = f.channel.startsWith('trades/');
+        if (f.payload.type === 'tickBatch') ticks = f.payload.ticks.length;
+      } else {
+        const text = Buffer.from(msg).toString('utf8');
+        trades = text.startsWith('{"channel":"trades/') || text.startsWith('{"type":"gap"');
+        if (trades) ticks = ((JSON.parse(text) as { payload?: { ticks?: unknown[] } }).payload?.ticks ?? []).length;
+      }
+    } catch {
+      trades = true; // unknown frame: be safe, never leave a possible hole
+    }
+    if (!trades) return;
+    // Not here: this runs inside uWS's own fan-out loop, where closing the socket is unsafe. Closed right
+    // after the publish/send that dropped it returns (and before any later frame), or on the next turn.
+    this.#pendingSlow.push(c);
+    this.#pendingSlowTicks += ticks;
+    if (!this.#pendingSlowScheduled) {
+      this.#pendingSlowScheduled = true;
+      setImmediate(() => this.#closePendingSlow());
+    }
+  }
+
+  #closePendingSlow(): void {
+    this.#pendingSlowScheduled = false;
+    if (this.#pendingSlow.length === 0) return;
+    const list = this.#pendingSlow.splice(0);
+    let ticks = this.#pendingSlowTicks;
+    this.#pendingSlowTicks = 0;
+    for (const c of list) { this.#slowClose(c, ticks); ticks = 0; }
+  }
+
   #slowClose(c: Conn, ticks: number): void {
+    if (c.closing) { this.#drops.tradesNotDelivered += ticks; return; }
+    c.closing = true;
     this.#drops.slowConsumerCloses++;
     this.#drops.tradesNotDelivered += ticks;
     const ws = c.ws;
@@ -801,20 +869,29 @@ export class WsHub implements RecordListener {
     const n = s.tradeN;
     if (n === 0) return;
     const cols = s.trades;
-    const subs = s.live[CH_TRADES]!;
-    if (subs.length > 0) {
-      let bin: Uint8Array | null = null;
-      let json: string | null = null;
+    const app = this.#app;
+    const live = s.live[CH_TRADES]!;
+    if (app !== null && live.length > 0) {
+      // slow consumers first: a trades subscriber above the hard limit is closed before it can miss this batch
+      const hard = this.options.hardBufferBytes;
+      for (let k = live.length - 1; k >= 0; k--) {
+        const c = live[k]!;
+        if (c.ws !== null && !c.closed && c.ws.getBufferedAmount() > hard) this.#slowClose(c, n);
+      }
       const now = this.#now();
-      for (let k = subs.length - 1; k >= 0; k--) {
-        const c = subs[k]!;
-        if (c.binary) {
-          bin ??= this.#enc.encodeTickBatch(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, 0, n);
-          this.#sendTrades(c, bin, n);
-        } else {
-          json ??= tickBatchJson(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, 0, n);
-          this.#sendTrades(c, json, n);
-        }
+      const nb = app.numSubscribers(s.topicBin);
+      if (nb > 0) {
+        const bin = this.#enc.encodeTickBatch(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, 0, n);
+        app.publish(s.topicBin, bin, true, false);
+        if (this.#pendingSlow.length > 0) this.#closePendingSlow();
+        this.#framesOut += nb; this.#bytesOut += bin.length * nb; this.#ticksOut += n * nb;
+      }
+      const nj = app.numSubscribers(s.topicJson);
+      if (nj > 0) {
+        const json = tickBatchJson(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, 0, n);
+        app.publish(s.topicJson, json, false, false);
+        if (this.#pendingSlow.length > 0) this.#closePendingSlow();
+        this.#framesOut += nj; this.#bytesOut += json.length * nj; this.#ticksOut += n * nj;
       }
     }
     if (s.catching.length > 0) this.#promoteCatching(s, n);
@@ -840,7 +917,7 @@ export class WsHub implements RecordListener {
         ? this.#enc.encodeTickBatch(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, i, n - i)
         : tickBatchJson(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, i, n - i);
       this.#sendTrades(c, msg, n - i);
-      if (!c.closed) s.live[CH_TRADES]!.push(c);
+      if (!c.closed) this.#liveTrades(c, s);
     }
   }
 
@@ -1262,7 +1339,7 @@ export class WsHub implements RecordListener {
     this.#sendControl(c, { type: 'replay', phase: 'live', symbol: s.symbol, channel: s.tradesChannel, replayed: rep.rows, lastSeq: rep.hasLast ? rep.lastSeq : null });
     if (c.closed) return;
     if (catching) s.catching.push({ conn: c, floor: rep.lastSeq });
-    else s.live[CH_TRADES]!.push(c);
+    else this.#liveTrades(c, s);
   }
 
   // ---- lifecycle and metrics ------------------------------------------------------------------------
