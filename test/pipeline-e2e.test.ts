@@ -26,6 +26,7 @@ describe(`pipeline end to end (${TICKS} ticks, 3 symbols, 2 hour boundaries)`, (
   let exp: PipelineExpectation;
   let engine: Engine;
   const ids: Record<string, number> = {};
+  let deleted = -1;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tickpipe-e2e-'));
@@ -86,19 +87,31 @@ describe(`pipeline end to end (${TICKS} ticks, 3 symbols, 2 hour boundaries)`, (
     expect((await engine.gaps.query()).filter((g) => g.kind === 'sequence' || g.kind === 'time')).toEqual([]);
   });
 
+  test('deleteJournalHour: refused on a count mismatch, done with the verified count', async () => {
+    const first = Math.min(...[...exp.hours.keys()].map((k) => Number(k.split('|')[1])));
+    const records = [...exp.hours].filter(([k]) => k.endsWith(`|${first}`)).reduce((a, [, h]) => a + h.count, 0);
+    await expect(engine.deleteJournalHour(first, records + 1)).rejects.toMatchObject({ code: 'ENGINE_ERR_JOURNAL' });
+    await expect(engine.deleteJournalHour(first + 1, records)).rejects.toMatchObject({ code: 'ENGINE_ERR_INVALID_ARG' });
+    await engine.deleteJournalHour(first, records);
+    deleted = first;
+  });
+
   test('the journal per symbol-hour equals the source exactly minus rejects', async () => {
     await engine.close();
+    const byId: string[] = [];
+    for (const s of PIPELINE_SYMBOLS) byId[ids[s]!] = s;
     const j = Journal.open({ dataDir: join(dir, 'data'), commitIntervalMs: 0 });
     const got = new Map<string, { count: number; sumTicksXSize: number; sum: number }>();
     const seen = new Set<number>();
     let dups = 0;
+    let wrongHour = 0;
     try {
       j.replay('open-hours', (v, off, count, hour) => {
         for (let k = 0; k < count; k++) {
           const b = off + k * 64;
           if (readKind(v, b) !== RecordKind.TRADE) continue;
-          const sym = PIPELINE_SYMBOLS.find((s) => ids[s] === readSymbolId(v, b))!;
-          expect(Math.floor(readTsMicros(v, b) / HOUR) * HOUR).toBe(hour);
+          const sym = byId[readSymbolId(v, b)]!;
+          if (Math.floor(readTsMicros(v, b) / HOUR) * HOUR !== hour) wrongHour++;
           const key = readSymbolId(v, b) * 1e9 + readSeq(v, b);
           if (seen.has(key)) dups++;
           seen.add(key);
@@ -115,8 +128,12 @@ describe(`pipeline end to end (${TICKS} ticks, 3 symbols, 2 hour boundaries)`, (
       await j.close();
     }
     expect(dups).toBe(0);
-    expect([...got.keys()].sort()).toEqual([...exp.hours.keys()].sort());
-    for (const [k, want] of exp.hours) {
+    expect(wrongHour).toBe(0);
+    // the hour deleted above (after its count was verified) is gone; every other one is exact
+    expect(deleted).toBeGreaterThan(0);
+    const kept = [...exp.hours].filter(([k]) => !k.endsWith(`|${deleted}`));
+    expect([...got.keys()].sort()).toEqual(kept.map(([k]) => k).sort());
+    for (const [k, want] of kept) {
       const h = got.get(k)!;
       expect({ k, count: h.count, sumTicksXSize: h.sumTicksXSize }).toEqual({ k, count: want.count, sumTicksXSize: want.sumTicksXSize });
       expect(h.sum).toBe(want.sum); // same records in the same order: the same float sum
