@@ -47,8 +47,36 @@ describe('engine config', () => {
     [{ TICKPIPE_DEMO_RATE: '0' }, 'TICKPIPE_DEMO_RATE'],
     [{ TICKPIPE_DEMO: '0' }, 'TICKPIPE_SIERRA_DIR'],
     [{ TICKPIPE_SIERRA_DIR: '/x' }, 'TICKPIPE_SYMBOLS'],
+    [{ TICKPIPE_COMMIT_INTERVAL_MS: '0' }, 'TICKPIPE_COMMIT_INTERVAL_MS'],
+    [{ TICKPIPE_REORDER_WINDOW_MS: '-5' }, 'TICKPIPE_REORDER_WINDOW_MS'],
+    [{ TICKPIPE_SPIKE_BAND: 'wide' }, 'TICKPIPE_SPIKE_BAND'],
+    [{ TICKPIPE_OFF_TICK: 'ignore' }, 'TICKPIPE_OFF_TICK'],
+    [{ TICKPIPE_TIME_GAP_SEC: '-1' }, 'TICKPIPE_TIME_GAP_SEC'],
+    [{ TICKPIPE_STALE_AFTER_SEC: 'x' }, 'TICKPIPE_STALE_AFTER_SEC'],
+    [{ TICKPIPE_SESSION_CALENDAR: 'nyse' }, 'TICKPIPE_SESSION_CALENDAR'],
+    [{ TICKPIPE_QUARANTINE_FLAGGED: 'sometimes' }, 'TICKPIPE_QUARANTINE_FLAGGED'],
+    [{ TICKPIPE_HOT_CAPACITY: '1000' }, 'TICKPIPE_HOT_CAPACITY'],
+    [{ TICKPIPE_HOT_MAX_MB: '1' }, 'TICKPIPE_HOT_MAX_MB'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
   ])('bad value %o is a coded error naming %s', (env, name) => {
     expect(configError(env)).toContain(name);
+  });
+
+  test('validator, journal, hot window and Redis knobs: defaults and values', () => {
+    const d = loadConfig({});
+    expect(d).toMatchObject({
+      commitIntervalMs: 100, reorderWindowMs: 500, spikeBand: 0.05, offTick: 'reject', timeGapSec: 300, staleAfterSec: 60,
+      sessionCalendar: 'cme-globex', quarantineFlagged: true, hotCapacity: 1 << 20, hotMaxBytes: 2048 * 1024 * 1024, redisUrl: null,
+    });
+    const c = loadConfig({
+      TICKPIPE_COMMIT_INTERVAL_MS: '50', TICKPIPE_REORDER_WINDOW_MS: '0', TICKPIPE_SPIKE_BAND: '0.1', TICKPIPE_OFF_TICK: 'flag', TICKPIPE_TIME_GAP_SEC: '0',
+      TICKPIPE_STALE_AFTER_SEC: '30', TICKPIPE_SESSION_CALENDAR: '24x7', TICKPIPE_QUARANTINE_FLAGGED: '0', TICKPIPE_HOT_CAPACITY: '65536',
+      TICKPIPE_HOT_MAX_MB: '64', REDIS_URL: 'redis://127.0.0.1:6379/0',
+    });
+    expect(c).toMatchObject({
+      commitIntervalMs: 50, reorderWindowMs: 0, spikeBand: 0.1, offTick: 'flag', timeGapSec: 0, staleAfterSec: 30, sessionCalendar: '24x7',
+      quarantineFlagged: false, hotCapacity: 65536, hotMaxBytes: 64 * 1024 * 1024, redisUrl: 'redis://127.0.0.1:6379/0',
+    });
   });
 
   test('several problems are reported together', () => {
