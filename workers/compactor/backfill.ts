@@ -49,6 +49,8 @@ import { DAY_FILE, encodeSymbolSegment, hourFileName, MICROS_PER_HOUR, partition
 
 /** Corrupt records skipped per file before the file is abandoned. */
 export const MAX_CORRUPT = 1000;
+/** Complete hours waiting for their Parquet write while decoding goes on. */
+const MAX_PENDING_WRITES = 2;
 const CHUNK_BYTES_DEFAULT = 4 << 20;
 const RING_SLOTS = 8192;
 const SYMBOL_ID = 1;
@@ -228,10 +230,11 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
   };
   let newestKept = Number.NEGATIVE_INFINITY;
 
+  let capHint = 65_536;
   const accFor = (hour: number): HourAcc => {
     let a = hours.get(hour);
     if (a === undefined) {
-      a = new HourAcc(hour);
+      a = new HourAcc(hour, capHint);
       hours.set(hour, a);
     }
     return a;
@@ -245,8 +248,6 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
   };
 
   const flushHour = async (a: HourAcc, markDone: boolean): Promise<void> => {
-    hours.delete(a.hour);
-    flushed.add(a.hour);
     const done = doneMarkerPath(task.dataDir, task.symbol, a.hour);
     const { date, hour } = utcDateHour(a.hour);
     const dir = partitionDir(task.dataDir, 'ticks', task.symbol, date);
@@ -276,11 +277,24 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
     }
   };
 
+  // Writes of complete hours run behind the decoding (DuckDB works on its own threads while this thread
+  // decodes and validates the next hour); at most MAX_PENDING_WRITES hours wait, bounding memory.
+  let writes: Promise<void> = Promise.resolve();
+  let pendingWrites = 0;
+  const enqueue = (a: HourAcc, markDone: boolean): void => {
+    hours.delete(a.hour);
+    flushed.add(a.hour);
+    pendingWrites++;
+    // the next hour is probably as big: start its columns at that size (fewer regrowth copies)
+    capHint = Math.max(65_536, Math.min(1 << 24, a.n + (a.n >> 3)));
+    writes = writes.then(() => flushHour(a, markDone)).finally(() => { pendingWrites--; });
+  };
   const flushComplete = async (): Promise<void> => {
     const ready: HourAcc[] = [];
     for (const a of hours.values()) if (a.hour + MICROS_PER_HOUR + window < newestKept) ready.push(a);
     ready.sort((x, y) => x.hour - y.hour);
-    for (const a of ready) await flushHour(a, true);
+    for (const a of ready) enqueue(a, true);
+    while (pendingWrites >= MAX_PENDING_WRITES) await writes;
   };
 
   try {
@@ -374,13 +388,15 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
     // The rest: every hour left is written; the newest is not marked done (the file may still grow) unless a
     // record past the range's end proved it complete.
     const rest = [...hours.values()].sort((x, y) => x.hour - y.hour);
-    for (let k = 0; k < rest.length; k++) await flushHour(rest[k] as HourAcc, k < rest.length - 1 || pastEnd);
+    for (let k = 0; k < rest.length; k++) enqueue(rest[k] as HourAcc, k < rest.length - 1 || pastEnd);
+    await writes;
   } catch (err) {
     res.errors.push(toWire(fileError(task.file, err)));
   } finally {
     closeSync(fd);
     progress?.close();
   }
+  await writes; // hours already handed to the writer finish even when the file stopped early (flushHour never throws)
   if (res.corrupt.length > 0) {
     try {
       await writeAtomic(join(task.dataDir, 'quarantine', 'backfill', 'corrupt', `${basename(task.file)}.ndjson`),
