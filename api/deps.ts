@@ -10,7 +10,7 @@ import type { OrderBook } from '../engine/book/order-book.ts';
 import type { HotWindow } from '../engine/hot/hot-window.ts';
 import type { LatestTable } from '../engine/latest/latest-table.ts';
 import type { SymbolRegistry } from '../engine/symbols/registry.ts';
-import type { Authenticator, Principal } from './types.ts';
+import type { Authenticator, Principal, Scope } from './types.ts';
 
 /** Filters of `/api/v1/gaps` and `/api/v1/quarantine` (already validated; times in Unix µs). */
 export interface RecordQuery {
@@ -120,7 +120,7 @@ export interface AttachContext {
    * the key's rate limit. Returns the principal, or throws an ApiError (401/403/429) to pass to sendError.
    * Call synchronously inside the handler (it reads `req`).
    */
-  authorize(token: string | undefined, remoteAddress: string, scope: import('./types.ts').Scope): Principal;
+  authorize(token: string | undefined, remoteAddress: string, scope: Scope): Principal;
   /** Observe a latency in seconds for a labelled operation (e.g. 'ws_tick') on `/metrics`. */
   observeLatency(kind: string, seconds: number): void;
 }

@@ -14,7 +14,7 @@
 import { App, us_listen_socket_close, us_socket_local_port, type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import { engineError } from '../engine/errors.ts';
 import { Guard } from './auth/guard.ts';
-import type { ApiDeps, ApiOptions, AttachContext } from './deps.ts';
+import type { ApiDeps, ApiOptions, AttachContext, MetricFamily } from './deps.ts';
 import { QueryHistory } from './history/history.ts';
 import { ApiError, sendError, sendJson, sendText, STATUS_LINE, type ReqCtx } from './http/respond.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -95,7 +95,20 @@ export async function createApi(deps: ApiDeps, opts: ApiOptions = {}, attach?: A
     }))
     .get('/api/v1/status', route(s, 'status', null, (res, _req, ctx) => { sendJson(res, ctx, 200, deps.status()); }))
     .get('/metrics', route(s, 'metrics', null, async (res, _req, ctx) => {
-      const text = await metrics.render(deps.metrics?.() ?? []);
+      const c = guard.counts;
+      const own: MetricFamily[] = [
+        { name: 'tickpipe_api_auth_refused_total', help: 'requests refused by the key guard, by reason', type: 'counter', samples: [
+          { labels: { reason: 'unauthorized' }, value: c.unauthorized }, { labels: { reason: 'forbidden' }, value: c.forbidden },
+          { labels: { reason: 'rate_limited' }, value: c.rateLimited }, { labels: { reason: 'bad_key_address' }, value: c.badKeyBlocked },
+        ] },
+      ];
+      if (pool !== null) {
+        const p = await pool;
+        own.push({ name: 'tickpipe_api_duckdb_connections', help: 'DuckDB connections of the historical pool', type: 'gauge', samples: [
+          { labels: { state: 'idle' }, value: p.idle }, { labels: { state: 'busy' }, value: p.size - p.idle },
+        ] }, { name: 'tickpipe_api_duckdb_waits_total', help: 'historical queries that waited for a DuckDB connection', type: 'counter', samples: [{ value: p.waits }] });
+      }
+      const text = await metrics.render([...own, ...(deps.metrics?.() ?? [])]);
       sendText(res, ctx, 200, 'text/plain; version=0.0.4; charset=utf-8', text);
     }))
     .get('/api/v1/ticks/latest', route(s, 'ticks/latest', 'realtime', latestRoute(s)))

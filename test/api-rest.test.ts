@@ -45,6 +45,7 @@ describe('no key needed', () => {
     expect(r.text).toMatch(/^tickpipe_http_requests_total\{route="ticks\/latest",status="200"\} [1-9]/m);
     expect(r.text).toMatch(/^tickpipe_process_resident_memory_bytes [0-9]/m);
     expect(r.text).toContain('tickpipe_ticks_total{source="sierra"} 12345');
+    expect(r.text).toMatch(/^tickpipe_api_auth_refused_total\{reason="unauthorized"\} \d+$/m);
     for (const line of r.text.split('\n')) if (line !== '' && !line.startsWith('#')) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? [-+0-9.eInfNa]+$/);
   });
 });
