@@ -686,7 +686,7 @@
         cursor: { drag: { x: false, y: false } },
         // the last 15 min once there is that much; until then what the page has seen (at least 1 min)
         scales: { x: { time: true, range: (_u, lo, hi) => [Math.min(hi - 60, Math.max(lo, hi - WINDOW_S)), hi] }, y: { range: (_u, _lo, hi) => [0, Math.max(10, hi * 1.1)] } },
-        axes: [{ ...axis, values: (_u, vals) => vals.map(clock) }, { ...axis, size: 56, values: (_u, vals) => vals.map((v) => compact(v)) }],
+        axes: [{ ...axis, space: 80, values: (_u, vals) => vals.map(clock) }, { ...axis, size: 56, values: (_u, vals) => vals.map((v) => compact(v)) }],
         series: [{}, ...keys.map((k, i) => ({ label: k, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false }, value: (_u, v) => (v === null ? DASH : compact(v) + '/s') }))],
         legend: { live: true },
       }, data, box);
