@@ -122,6 +122,26 @@ describe('/ml-trade', () => {
   });
 });
 
+describe('bad-key budget', () => {
+  it('repeated bad keys from one address get 429 with Retry-After', async () => {
+    const { BadKeyLimiter } = await import('../api/auth/limits.ts');
+    const s2 = await startWebhookServer({ authenticator: keys, dataDir: join(dir, 'd'), badKeys: new BadKeyLimiter(2), env });
+    try {
+      const codes: number[] = [];
+      let retry: string | null = null;
+      for (let i = 0; i < 4; i++) {
+        const r = await fetch(`${s2.base}/ml-trade`, { method: 'POST', headers: { authorization: 'Bearer wrong', 'content-type': 'application/json' }, body: JSON.stringify(TRADE) });
+        codes.push(r.status);
+        retry = r.headers.get('retry-after');
+      }
+      expect(codes).toEqual([401, 401, 429, 429]);
+      expect(Number(retry)).toBeGreaterThan(0);
+    } finally {
+      await s2.close();
+    }
+  });
+});
+
 describe('/uw', () => {
   const frame = [null, null, 'option_trades_super_algo:SPX', 'new_msg', { data: { ticker: 'SPXW251121C06000000', type: 'call', strike: 6000, premium: '125000.00', tags: ['ask_side', 'bullish'] }, _computed: { is_sweep: true } }];
 

@@ -5,7 +5,12 @@
  * client that never answers pings; auth failures on upgrade and per channel; fuzzed client messages give
  * coded error frames and never crash or close the connection.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
+import { BadKeyLimiter } from '../api/auth/limits.ts';
+import { KeyStore } from '../api/auth/keystore.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, isContiguous, Producer, startServer, TestKeys, waitFor, type Server } from '../api/ws/fixtures/harness.ts';
 import { WS_ERROR_CODES } from '../api/ws/protocol.ts';
@@ -131,6 +136,29 @@ describe('ws auth', () => {
     await good.opened;
     expect(good.got.closed).toBeNull();
     expect(server.hub.stats().upgradesRefused).toMatchObject({ unauthorized: 3, badRequest: 1 });
+  });
+
+  it('real KeyStore keys (stored hashed) work; repeated bad keys from one address get 429 with Retry-After', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tickpipe-wskeys-'));
+    try {
+      const ks = KeyStore.open(dir);
+      const { key } = ks.createSync({ name: 'ws-bot', scopes: ['stream'], symbols: ['MNQ'] });
+      server = await startServer({ keys: ks, deps: { badKeys: new BadKeyLimiter(3) } });
+      const good = await connect(server.url, `token=${encodeURIComponent(key)}`);
+      good.send({ op: 'subscribe', symbols: ['MNQ'] });
+      await waitFor(() => good.got.control.some((m) => m.type === 'subscribed'), 'ack with a real key');
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const bad = new Client(server.url, { headers: { Authorization: `Bearer tpk_000000000000_${'A'.repeat(43)}` } });
+        statuses.push(await bad.opened.then(() => 101, (e: { status?: number }) => e.status ?? 0));
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      // the address is blocked for a while, even with a good key
+      const blocked = new Client(`${server.url}?token=${encodeURIComponent(key)}`);
+      await expect(blocked.opened).rejects.toMatchObject({ status: 429 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an anonymous connection may only use the status channel; scopes and symbols are enforced', async () => {

@@ -15,10 +15,12 @@ export const STATUS: Record<number, string> = {
 export class HttpError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
+  readonly headers: Record<string, string> | undefined;
+  constructor(status: number, code: string, message: string, headers?: Record<string, string>) {
     super(message);
     this.status = status;
     this.code = code;
+    this.headers = headers;
   }
 }
 
@@ -29,6 +31,8 @@ export interface Req {
   /** Lower-cased header names: only the ones webhooks use. */
   headers: Record<string, string>;
   params: string[];
+  /** Remote address as text. */
+  addr: string;
   body: Buffer;
 }
 
@@ -55,7 +59,7 @@ function send(res: HttpResponse, st: State, a: Answer, close = false): void {
 }
 
 export function errorAnswer(e: unknown, headers?: Record<string, string>): Answer {
-  if (e instanceof HttpError) return { status: e.status, body: { error: { code: e.code, message: e.message } }, ...(headers ? { headers } : {}) };
+  if (e instanceof HttpError) return { status: e.status, body: { error: { code: e.code, message: e.message } }, headers: { ...(e.headers ?? {}), ...(headers ?? {}) } };
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error' } }, ...(headers ? { headers } : {}) };
 }
 
@@ -76,7 +80,10 @@ export function handler(
     for (const h of HEADERS) headers[h] = req.getHeader(h);
     const params: string[] = [];
     for (let i = 0; i < paramCount; i++) params.push(req.getParameter(i) ?? '');
-    const r: Req = { method: req.getMethod(), url: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers, params, body: Buffer.alloc(0) };
+    const r: Req = {
+      method: req.getMethod(), url: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers, params,
+      addr: Buffer.from(res.getRemoteAddressAsText()).toString(), body: Buffer.alloc(0),
+    };
     const extra = cors(headers.origin ?? '');
     const answer = (a: Answer, close = false): void => {
       onAnswer?.(a.status);

@@ -29,6 +29,7 @@ import { normalizeTicker, tickersForQuery } from '../../engine/gex/tickers.ts';
 import type { SymbolRegistry } from '../../engine/symbols/registry.ts';
 import type { WireGexSnapshot } from '../../schemas/wire.ts';
 import type { Authenticator, Principal, Scope } from '../types.ts';
+import type { BadKeyBudget } from '../ws/hub.ts';
 import { checkUrl, FetchRefused, vetAddress, type FetchPolicy } from './fetch.ts';
 import { GexJobs, type GexJob } from './gex-jobs.ts';
 import { handler, HttpError, parseJsonBody, type Answer, type Req } from './http.ts';
@@ -42,6 +43,8 @@ export const DEFAULT_CORS_ORIGINS = ['https://gexbot.com', 'https://www.gexbot.c
 
 export interface WebhookDeps {
   authenticator: Authenticator;
+  /** Optional bad-key budget per remote address (the REST guard's `badKeys`): 429 once spent. */
+  badKeys?: BadKeyBudget;
   /** Data directory: webhooks/uw/, gex/ (store), gex/raw/ (downloaded files). */
   dataDir: string;
   /** Shared secret accepted instead of an ingest key; null/undefined: keys only. */
@@ -190,6 +193,12 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
     stats.answers[k] = (stats.answers[k] ?? 0) + 1;
   };
 
+  const checkBudget = (r: Req): void => {
+    const wait = deps.badKeys ? deps.badKeys.blockedFor(r.addr, Date.now()) : 0;
+    if (wait > 0) throw new HttpError(429, 'TOO_MANY_BAD_KEYS', `too many bad API keys from this address; retry in ${wait} s`, { 'retry-after': String(wait) });
+  };
+  const badKey = (r: Req): void => { deps.badKeys?.fail(r.addr, Date.now()); };
+
   const principalOf = (r: Req): { principal: Principal | null; token: string | undefined } => {
     const auth = r.headers.authorization ?? '';
     let token: string | undefined;
@@ -198,6 +207,7 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
       token = m ? m[1] : '';
     } else if ((r.headers['x-api-key'] ?? '') !== '') token = r.headers['x-api-key'];
     else token = r.query.get('token') ?? undefined;
+    if (token) checkBudget(r);
     return { principal: token ? deps.authenticator.authenticate(token) : null, token };
   };
 
@@ -205,12 +215,15 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
     const secret = deps.sharedSecret ?? null;
     const presentedSecret = (r.headers['x-webhook-secret'] ?? '') !== '' ? r.headers['x-webhook-secret']! : r.query.get('secret');
     if (secret !== null && secret !== '' && presentedSecret) {
+      checkBudget(r);
       if (secretEquals(presentedSecret, secret)) return;
+      badKey(r);
       throw new HttpError(401, 'UNAUTHORIZED', 'the webhook secret is wrong');
     }
     const { principal, token } = principalOf(r);
     if (principal === null) {
       if (token && secret !== null && secret !== '' && secretEquals(token, secret)) return;
+      if (token) badKey(r);
       throw new HttpError(401, 'UNAUTHORIZED', token ? 'unknown or revoked API key' : 'an ingest API key or the webhook secret is required');
     }
     if (!principal.scopes.has('ingest') && !principal.scopes.has('admin')) throw new HttpError(403, 'FORBIDDEN', 'the API key lacks the ingest scope');
@@ -218,7 +231,10 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
 
   const requireScope = (r: Req, scopes: Scope[]): Principal => {
     const { principal, token } = principalOf(r);
-    if (principal === null) throw new HttpError(401, 'UNAUTHORIZED', token ? 'unknown or revoked API key' : 'an API key is required');
+    if (principal === null) {
+      if (token) badKey(r);
+      throw new HttpError(401, 'UNAUTHORIZED', token ? 'unknown or revoked API key' : 'an API key is required');
+    }
     if (!principal.scopes.has('admin') && !scopes.some((s) => principal.scopes.has(s))) throw new HttpError(403, 'FORBIDDEN', `the API key lacks the ${scopes.join(' or ')} scope`);
     return principal;
   };

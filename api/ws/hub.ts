@@ -109,8 +109,20 @@ export const DEFAULT_WS_OPTIONS: WsOptions = {
   replayPageRows: 1024, tailRecords: 8192, bookDepth: 10,
 };
 
+/**
+ * Per-address budget of bad API keys (api/auth/limits.ts BadKeyLimiter has this shape): an address that
+ * presented too many unknown keys gets 429 with Retry-After instead of another key check.
+ */
+export interface BadKeyBudget {
+  /** 0 when `addr` may try a key now, else seconds until it may. */
+  blockedFor(addr: string, nowMs: number): number;
+  fail(addr: string, nowMs: number): void;
+}
+
 export interface WsDeps {
   authenticator: Authenticator;
+  /** Optional bad-key budget per remote address (pass the REST guard's `badKeys` to share one budget). */
+  badKeys?: BadKeyBudget;
   registry: SymbolRegistry;
   /** Hot window for replay; null when the engine runs without one (replay then uses history + the hub's tail). */
   hot: HotWindow | null;
@@ -400,8 +412,23 @@ export class WsHub implements RecordListener {
     if (this.#closed) { this.#refused.full++; reject('503 Service Unavailable', 'WS_SHUTTING_DOWN', 'the server is shutting down'); return; }
     let principal: Principal | null = null;
     if (token !== undefined) {
+      const budget = this.#deps.badKeys;
+      const addr = budget ? Buffer.from(res.getRemoteAddressAsText()).toString() : '';
+      const nowMs = Date.now();
+      const wait = budget ? budget.blockedFor(addr, nowMs) : 0;
+      if (wait > 0) {
+        this.#refused.unauthorized++;
+        res.cork(() => {
+          res.writeStatus('429 Too Many Requests').writeHeader('content-type', 'application/json').writeHeader('retry-after', String(wait))
+            .end(JSON.stringify({ error: { code: 'TOO_MANY_BAD_KEYS', message: `too many bad API keys from this address; retry in ${wait} s` } }), true);
+        });
+        return;
+      }
       principal = token === '' ? null : this.#deps.authenticator.authenticate(token);
-      if (principal === null) { this.#refused.unauthorized++; reject('401 Unauthorized', 'UNAUTHORIZED', 'missing or unknown API key'); return; }
+      if (principal === null) {
+        budget?.fail(addr, nowMs);
+        this.#refused.unauthorized++; reject('401 Unauthorized', 'UNAUTHORIZED', 'missing or unknown API key'); return;
+      }
     } else if (!this.options.allowAnonymous) {
       this.#refused.unauthorized++; reject('401 Unauthorized', 'UNAUTHORIZED', 'an API key is required (Authorization: Bearer or ?token=)'); return;
     }
