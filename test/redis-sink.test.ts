@@ -191,6 +191,27 @@ describe('RedisSink: idempotent replay and trimming', () => {
     expect(s.status().catchUps).toBe(1);
   });
 
+  it("catches up what the validator dropped for a full ring (its output-overflow GAP marker) before anything newer, in order", async () => {
+    const { registry, ids } = makeRegistry(['MNQZ25', 'NQZ25']);
+    const dataDir = tempDir();
+    const f = feeder(dataDir);
+    const kp = prefix();
+    const s = sink({ ring: f.ring, registry: registry.buffer, dataDir, keyPrefix: kp, journalLagMs: 200 });
+    await waitFor(() => s.state === 'live', 15_000, 'live');
+    const trades = makeTrades(3000, ids, Date.now());
+    await f.push(trades.slice(0, 1000));
+    await f.push(trades.slice(1000, 1800), { ring: false }); // journaled, dropped for the sink's ring
+    await f.pushOverflowMarker(trades[1000]!.tsMicros, trades[1799]!.tsMicros, 800);
+    await f.push(trades.slice(1800));
+    await waitFor(() => s.status().sent === 3000 && s.state === 'live', 20_000, 'all 3000');
+    expect(s.status()).toMatchObject({ upstreamDropped: 800, lost: 0, errors: 0 });
+    expect(s.status().catchUps).toBeGreaterThanOrEqual(2);
+    for (const [i, sym] of ['MNQZ25', 'NQZ25'].entries()) {
+      const got = (await admin.xrange(`${kp}ticks:${sym}`, '-', '+')).map((e) => e[0]);
+      expect(got).toEqual(trades.filter((t) => t.symbolId === ids[i]).map(idOf));
+    }
+  });
+
   it('trims each stream to the retention window with MINID (exact and approximate) and never sends trades older than it', async () => {
     const { registry, ids } = makeRegistry(['MNQZ25']);
     const kp = prefix();

@@ -32,10 +32,13 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { engineError, type EngineError } from '../../engine/errors.ts';
 import { HOUR_MICROS } from '../../engine/journal/format.ts';
+import { OUTPUT_OVERFLOW_STATUS } from '../../engine/validate/stage.ts';
 import { CTRL_BYTES } from '../../engine/ring/layout.ts';
 import { RingReader, type SlotViews } from '../../engine/ring/ring.ts';
 import { SymbolRegistry } from '../../engine/symbols/registry.ts';
-import { RECORD_RING_KIND, RECORD_SLOT_BYTES, RecordKind, TradeFlag } from '../../schemas/records.ts';
+import {
+  GAP_EXPECTED_SEQ_BYTE, GAP_KIND_BYTE, GAP_STATUS_BYTE, GapKind, RECORD_RING_KIND, RECORD_SLOT_BYTES, RecordKind, TradeFlag,
+} from '../../schemas/records.ts';
 import { parseRedisUrl, type RedisTarget } from './config.ts';
 import { HoldBuffer } from './hold.ts';
 import { N_SOURCE_FACTOR, N_US_FACTOR, parseStreamId } from './ids.ts';
@@ -74,6 +77,8 @@ export interface RedisSinkOptions {
   commandTimeoutMs?: number;
   /** Give a catch-up up after the journal made no progress towards its target for this long (default 10,000). */
   catchUpGiveUpMs?: number;
+  /** How long after an upstream-overflow marker the journal surely shows the dropped records: the validator's commit interval plus margin (default 1000). */
+  journalLagMs?: number;
   /** PUBLISH live trades (default true). */
   publish?: boolean;
   /** Wall clock in Unix ms (default Date.now); sets the trim horizon. */
@@ -88,7 +93,7 @@ interface Batch {
   readonly epoch: number;
   readonly promise: Promise<{ errors: number; firstError: string | null }>;
   readonly from: 'ring' | 'hold' | 'journal';
-  readonly count: number;
+  count: number;
   trades: number;
   skipped: number;
   expired: number;
@@ -172,6 +177,9 @@ export class RedisSink {
   readonly #seenN: Float64Array;
   #wmAny = false;
   #droppedSinceCatchUp = 0;
+  /** performance.now() before which a catch-up must not finish (an upstream-overflow marker was seen). */
+  #barrierAt = 0;
+  readonly #journalLagMs: number;
   /** Symbols 1..#known have their last IDs fetched in this connection epoch. */
   #known = 0;
   // per symbol id: strings built once
@@ -246,6 +254,7 @@ export class RedisSink {
     this.#maxInFlight = int(opts.maxInFlight, 2, 1, 64, 'maxInFlight');
     this.#stallMs = int(opts.stallMs, 500, 10, 600_000, 'stallMs');
     this.#catchUpGiveUpMs = int(opts.catchUpGiveUpMs, 10_000, 10, 3_600_000, 'catchUpGiveUpMs');
+    this.#journalLagMs = int(opts.journalLagMs, 1000, 0, 600_000, 'journalLagMs');
     const holdRecords = int(opts.holdRecords, 262_144, 16, 1 << 24, 'holdRecords');
     this.#trim = opts.trim ?? '~';
     if (this.#trim !== '~' && this.#trim !== '=') throw engineError('ENGINE_ERR_INVALID_ARG', `RedisSink trim must be '~' or '=', got ${String(opts.trim)}`);
@@ -404,10 +413,11 @@ export class RedisSink {
       p.reset();
       const b0 = r.slotByte(this.#ringUnreleased);
       const first = Math.min(k, (this.#ringDataEnd - b0) / RECORD_SLOT_BYTES);
-      this.#appendRange(p, this.#rv, b0, first, true, b);
-      if (first < k) this.#appendRange(p, this.#rv, r.slotByte(this.#ringUnreleased + first), k - first, true, b);
+      let used = this.#appendRange(p, this.#rv, b0, first, true, b);
+      if (used === first && first < k) used += this.#appendRange(p, this.#rv, r.slotByte(this.#ringUnreleased + first), k - first, true, b);
       this.#endBuild(p, this.#rv, b);
-      this.#ringUnreleased += k;
+      b.count = used; // less than k when an upstream-overflow marker ended the batch (the rest waits for the catch-up)
+      this.#ringUnreleased += used;
       await this.#send(p, b);
       return false;
     }
@@ -537,8 +547,13 @@ export class RedisSink {
     this.#buildIdx = 0;
   }
 
-  /** Append commands for `count` contiguous records at byte `b0` of `v`. `live`: PUBLISH too. */
-  #appendRange(p: RespEncoder, v: SlotViews, b0: number, count: number, live: boolean, batch: Batch): void {
+  /**
+   * Append commands for `count` contiguous records at byte `b0` of `v`. `live`: PUBLISH too. Returns the
+   * records consumed: fewer than `count` when an upstream-overflow marker (the validator dropped records
+   * for this ring; they are in the journal) is met: it is consumed and ends the range, because nothing
+   * newer may reach a stream before the dropped records are caught up from the journal.
+   */
+  #appendRange(p: RespEncoder, v: SlotViews, b0: number, count: number, live: boolean, batch: Batch): number {
     const u8 = v.u8, u16 = v.u16, u32 = v.u32, f64 = v.f64;
     const known = this.#known;
     const lastMs = this.#lastMs, lastN = this.#lastN;
@@ -550,9 +565,14 @@ export class RedisSink {
     let trades = 0, skipped = 0, expired = 0, unknown = 0, ignored = 0, quotes = 0, published = 0;
     let newest = batch.newestTsMicros;
     let idx = this.#buildIdx;
-    for (let i = 0, b = b0; i < count; i++, b += RECORD_SLOT_BYTES, idx++) {
+    let i = 0;
+    for (let b = b0; i < count; i++, b += RECORD_SLOT_BYTES, idx++) {
       const kind = u8[b]!;
-      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) { ignored++; continue; }
+      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) {
+        if (kind === RecordKind.GAP && this.#overflowMarker(v, b)) { i++; break; }
+        ignored++;
+        continue;
+      }
       const sym = u16[(b + 2) >> 1]!;
       if (sym === 0 || sym > known) { unknown++; continue; }
       if (kind === RecordKind.QUOTE) {
@@ -603,6 +623,23 @@ export class RedisSink {
     this.#buildIdx = idx;
     batch.trades += trades; batch.skipped += skipped; batch.expired += expired; batch.unknown += unknown;
     batch.ignored += ignored; batch.quotes += quotes; batch.published += published; batch.newestTsMicros = newest;
+    return i;
+  }
+
+  /**
+   * Is the GAP record at `b` the validator's output-overflow marker (engine/validate/stage.ts: kind
+   * SOURCE_STATUS, status 'OV', expectedSeq = records dropped)? Then those records are only in the journal:
+   * schedule a catch-up that reads the journal until it has everything committed `journalLagMs` after now.
+   */
+  #overflowMarker(v: SlotViews, b: number): boolean {
+    if (v.u32[(b + GAP_STATUS_BYTE) >> 2] !== OUTPUT_OVERFLOW_STATUS || v.u32[(b + GAP_KIND_BYTE) >> 2] !== GapKind.SOURCE_STATUS) return false;
+    const dropped = v.u32[(b + GAP_EXPECTED_SEQ_BYTE) >> 2]!;
+    this.#c[C.upstreamDropped] = this.#c[C.upstreamDropped]! + dropped;
+    this.#droppedSinceCatchUp += dropped;
+    this.#barrierAt = Math.max(this.#barrierAt, performance.now() + this.#journalLagMs);
+    this.#catchUpNeeded = true;
+    this.#needResync = true;
+    return true;
   }
 
   #touch(sym: number): void {
@@ -827,6 +864,7 @@ export class RedisSink {
   }
 
   #covered(): boolean {
+    if (performance.now() < this.#barrierAt) return false; // the journal may not show the dropped records yet
     if (!this.#wmAny) return true;
     for (let s = 1; s < this.#wmMs.length; s++) {
       const wm = this.#wmMs[s]!;
@@ -838,6 +876,7 @@ export class RedisSink {
   }
 
   #clearWatermark(): void {
+    this.#barrierAt = 0;
     if (this.#wmAny) { this.#wmMs.fill(0); this.#wmN.fill(0); }
     this.#wmAny = false;
     this.#droppedSinceCatchUp = 0;
@@ -852,9 +891,12 @@ export class RedisSink {
     const n = r.available() - this.#ringUnreleased;
     if (n <= 0) return;
     if (this.#ringUnreleased > 0) return; // batches from the ring are in flight: they must be released first
+    const v = this.#rv;
     for (let i = 0; i < n; i++) {
+      const b = r.slotByte(i);
+      if (v.u8[b] === RecordKind.GAP && this.#overflowMarker(v, b)) continue; // consumed: the catch-up covers it
       if (hold.full) this.#discardHold();
-      hold.push(this.#rv, r.slotByte(i));
+      hold.push(v, b);
     }
     r.release(n);
     this.#c[C.held] = hold.size;

@@ -38,7 +38,9 @@ export const SinkStateCode: Readonly<Record<SinkState, number>> = {
  * - published: PUBLISH messages acknowledged
  * - held: records waiting in the hold buffer now (Redis not ready)
  * - dropped: records the hold buffer could not keep (left to the journal catch-up)
- * - lost: dropped records the journal catch-up could not find (no journal, or it gave up)
+ * - upstreamDropped: records the validator could not put into the sink's ring (it was full) and announced
+ *   with an output-overflow GAP marker; the sink catches them up from the journal
+ * - lost: dropped records the journal catch-up could not find (no journal, or it gave up): an upper bound
  * - lagRecords: records waiting (ring + hold) at the last update
  * - lagMs: now − event time of the newest trade Redis acknowledged
  * - reconnects: connections re-established after a loss
@@ -48,7 +50,7 @@ export const SinkStateCode: Readonly<Record<SinkState, number>> = {
  * - lastErrorAtMs: wall time of the last error (0 = none)
  */
 export const COUNTER_NAMES = [
-  'sent', 'skippedDuplicate', 'expired', 'unknownSymbol', 'ignored', 'quotes', 'published', 'held', 'dropped', 'lost',
+  'sent', 'skippedDuplicate', 'expired', 'unknownSymbol', 'ignored', 'quotes', 'published', 'held', 'dropped', 'upstreamDropped', 'lost',
   'lagRecords', 'lagMs', 'reconnects', 'catchUps', 'catchUpRecords', 'errors', 'batches', 'lastErrorAtMs',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];

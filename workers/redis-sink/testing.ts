@@ -10,7 +10,8 @@ import { APPEND_FULL, Journal } from '../../engine/journal/journal.ts';
 import { slotViewsOf } from '../../engine/journal/format.ts';
 import { RingWriter, createRing, type SlotViews } from '../../engine/ring/ring.ts';
 import { SymbolRegistry } from '../../engine/symbols/registry.ts';
-import { RECORD_RING_KIND, RECORD_SLOT_BYTES, RecordKind, TradeFlag, writeTrade } from '../../schemas/records.ts';
+import { OUTPUT_OVERFLOW_STATUS } from '../../engine/validate/stage.ts';
+import { GapKind, RECORD_RING_KIND, RECORD_SLOT_BYTES, RecordKind, TradeFlag, writeGap, writeTrade } from '../../schemas/records.ts';
 
 export interface TestTrade {
   kind?: number;
@@ -81,6 +82,13 @@ export class RecordFeeder {
       writeTestRecord(this.writer.views, this.writer.slotByte(0), t);
       this.writer.publish(1);
     }
+  }
+
+  /** What the validator publishes after dropping records for a full output ring (engine/validate/stage.ts). */
+  async pushOverflowMarker(firstTs: number, lastTs: number, dropped: number): Promise<void> {
+    while (this.writer.claim(1) === 0) await this.writer.waitForSpaceAsync(1, 50);
+    writeGap(this.writer.views, this.writer.slotByte(0), 0, 0, 0, firstTs, lastTs, GapKind.SOURCE_STATUS, dropped, 0, OUTPUT_OVERFLOW_STATUS);
+    this.writer.publish(1);
   }
 
   /** Publish `n` ready-made records from `src` (a slot buffer) in ring-sized batches, waiting for space. */
