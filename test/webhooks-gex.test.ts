@@ -114,6 +114,7 @@ describe('/gex_history_url SSRF rules', () => {
       ['/slow.json', 'TIMEOUT'],
       ['/bomb.json.gz', 'TOO_LARGE'],
       ['/garbage.json', 'BAD_FILE'],
+      ['/truncated.json.gz', 'BAD_FILE'],
       ['/missing.json', 'HTTP_STATUS'],
     ];
     for (const [path, code] of cases) {
@@ -178,6 +179,19 @@ describe('/gex_history_url ingest and GEX queries', () => {
     const red = await post(srv, { url: `http://${fake.hostPort}/redirect-ok.json`, ticker: 'NQ_NDX' });
     const j2 = await jobDone(srv, String(red.body.id));
     expect(j2).toMatchObject({ state: 'done', snapshots: 600, added: 0, duplicates: 600 });
+  });
+
+  it('a file above the inline size is parsed in a worker thread and stored completely', async () => {
+    const r = await post(srv, { url: `http://${fake.hostPort}/large/2025-10-22_NQ_NDX_classic_gex_full.json.gz` });
+    expect(r.body).toMatchObject({ status: 'queued', ticker: 'NQ_NDX', endpoint: 'gex_full' });
+    const j = await jobDone(srv, String(r.body.id));
+    expect(j).toMatchObject({ state: 'done', gzip: true, snapshots: 2500, added: 2500 });
+    const from = (fake.large[0]!.timestamp as number) * 1000;
+    const h = await get(srv, `/api/v1/gex/history?ticker=MNQ&start_time=${from}&end_time=${from + 3_000_000}&limit=10000`);
+    expect(h.body).toMatchObject({ ticker: 'NQ_NDX', count: 2500, more: false });
+    const rows = h.body.rows as Record<string, unknown>[];
+    expect(rows.map((x) => x.spot)).toEqual(fake.large.map((x) => x.spot));
+    expect(rows.every((x) => x.category === 'gex_full')).toBe(true);
   });
 
   it('GEX query errors: 400 missing/bad ticker or times, 404 unknown ticker, 401 no key, 403 scope', async () => {
