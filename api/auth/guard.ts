@@ -21,9 +21,16 @@ export class Guard {
     this.badKeys = new BadKeyLimiter(badKeyLimitPerMinute);
   }
 
-  authorize(token: string | undefined, addr: string, scope: Scope): Principal {
+  /**
+   * `addr` may be a function: it is then called only when the address matters (some address is being
+   * tracked for bad keys, or this key is bad), which keeps the common path free of the address lookup.
+   * Call synchronously in the handler (a uWS response is only valid there).
+   */
+  authorize(token: string | undefined, addrIn: string | (() => string), scope: Scope): Principal {
     const now = this.#now();
-    const blocked = this.badKeys.blockedFor(addr, now);
+    let addr = typeof addrIn === 'string' ? addrIn : null;
+    const address = (): string => (addr ??= (addrIn as () => string)());
+    const blocked = this.badKeys.tracking ? this.badKeys.blockedFor(address(), now) : 0;
     if (blocked > 0) {
       this.counts.badKeyBlocked++;
       throw new ApiError(429, 'TOO_MANY_BAD_KEYS', `too many requests with a bad API key from this address; retry in ${blocked} s`, { 'retry-after': String(blocked) });
@@ -35,7 +42,7 @@ export class Guard {
     const p = this.#auth.authenticate(token);
     if (p === null) {
       this.counts.unauthorized++;
-      this.badKeys.fail(addr, now);
+      this.badKeys.fail(address(), now);
       throw new ApiError(401, 'UNKNOWN_KEY', 'the API key is unknown or revoked', { 'www-authenticate': 'Bearer error="invalid_token"' });
     }
     if (!hasScope(p, scope)) {

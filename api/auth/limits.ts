@@ -47,6 +47,9 @@ export class BadKeyLimiter {
     this.#limit = limitPerMinute;
   }
 
+  /** True while any address has a bad-key window open (else `blockedFor` is 0 for everyone). */
+  get tracking(): boolean { return this.#windows.size > 0; }
+
   /** 0 when `addr` may try a key now, else seconds until its window ends. */
   blockedFor(addr: string, nowMs: number): number {
     const w = this.#windows.get(addr);

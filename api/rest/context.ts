@@ -37,6 +37,7 @@ export interface RouteCtx extends ReqCtx {
   principal: Principal | null;
   /** Raw query string (no '?'). */
   query: string;
+  /** Peer address, when the guard needed it ('' otherwise). */
   addr: string;
   /** A streamed answer has sent its head: errors now close the connection instead. */
   streaming: boolean;
@@ -65,8 +66,7 @@ export function route(s: Services, name: string, scope: Scope | null, handler: R
     };
     try {
       if (scope !== null) {
-        ctx.addr = remoteAddress(res);
-        ctx.principal = s.guard.authorize(bearerToken(req), ctx.addr, scope);
+        ctx.principal = s.guard.authorize(bearerToken(req), () => (ctx.addr = remoteAddress(res)), scope);
       }
       const r = handler(res, req, ctx);
       if (r !== undefined) r.catch((err: unknown) => { failLate(res, ctx, err); });
