@@ -189,6 +189,27 @@ describe('writeHourParquet', () => {
     expect(seqs).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 
+  test('src_index: the source record index of each row when given (sorted or not), NULL when not; a short column is refused', async () => {
+    const dataDir = freshDir();
+    const n = 5000;
+    const c = makeTape(n, H0, 31);
+    c.srcIndex = new Uint32Array(n);
+    for (let i = 0; i < n; i++) c.srcIndex[i] = 1_000_000 + i * 3;
+    const t = c.tsMicros[10] as number; c.tsMicros[10] = c.tsMicros[11] as number; c.tsMicros[11] = t; // unsorted: DuckDB sorts
+    const s = c.srcIndex[10] as number; c.srcIndex[10] = c.srcIndex[11] as number; c.srcIndex[11] = s;
+    const q = c.seq[10] as number; c.seq[10] = c.seq[11] as number; c.seq[11] = q;
+    const res = await writeHourParquet({ dataDir, symbol: 'MNQZ25', hourStartMicros: H0, columns: c, count: n, source: 'sierra', db });
+    expect(res.sorted).toBe(false);
+    const got = await rows(`SELECT seq::DOUBLE, src_index::DOUBLE FROM read_parquet('${res.path}') ORDER BY seq`);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => [i + 1, 1_000_000 + i * 3]));
+    const plain = makeTape(100, H0, 32);
+    const res2 = await writeHourParquet({ dataDir: freshDir(), symbol: 'MNQZ25', hourStartMicros: H0, columns: plain, count: 100, source: 'sierra', db });
+    expect(await rows(`SELECT count(src_index)::DOUBLE, count(*)::DOUBLE FROM read_parquet('${res2.path}')`)).toEqual([[0, 100]]);
+    const short = makeTape(100, H0, 33);
+    short.srcIndex = new Uint32Array(50);
+    expect(await codeOf(writeHourParquet({ dataDir: freshDir(), symbol: 'MNQZ25', hourStartMicros: H0, columns: short, count: 100, source: 'sierra', db }))).toBe('ENGINE_ERR_INVALID_ARG');
+  });
+
   test('SharedArrayBuffer-backed columns are accepted', async () => {
     const n = 4100; // two full chunks and a partial one
     const src = makeTape(n, H0, 5);

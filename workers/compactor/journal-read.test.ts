@@ -1,0 +1,75 @@
+import { appendFileSync, copyFileSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { isEngineError } from '../../engine/errors.ts';
+import { hourFilePath } from '../../engine/journal/format.ts';
+import { SYMBOLS, writeJournalHours } from './fixtures/journal-ticks.ts';
+import { readJournalHour, splitTicksBySymbol } from './journal-read.ts';
+
+const H = 3_600_000_000;
+const h = Date.UTC(2025, 10, 11, 7) * 1000;
+const root = mkdtempSync(join(tmpdir(), 'tp-jread-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A real journal hour file (2 symbols × 1500 ticks + 3 depth records, several blocks). */
+function journalFile(name: string): string {
+  const dataDir = join(root, name);
+  writeJournalHours(dataDir, [h], 1500);
+  return hourFilePath(join(dataDir, 'journal'), h);
+}
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return isEngineError(e) ? `${e.code} ${String(e.detail.byteOffset ?? '')}` : `uncoded ${String(e)}`;
+  }
+  return 'ok';
+}
+
+describe('readJournalHour (read-only, for the compactor)', () => {
+  test('reads every whole block; splits ticks by symbol in append order; other kinds are counted', () => {
+    const p = journalFile('ok');
+    const r = readJournalHour(p, h);
+    expect(r.records).toBe(3003);
+    expect(r.tailBytes).toBe(0);
+    expect(r.blockOffsets.length).toBeGreaterThan(1);
+    const s = splitTicksBySymbol(r);
+    expect(s.tickRecords).toBe(3000);
+    expect(s.otherRecords).toBe(3);
+    expect(s.bySymbol.map((x) => [SYMBOLS[x.symbolId], x.count, x.sourceIds])).toEqual([['MNQZ25', 1500, [4]], ['ESZ25', 1500, [4]]]);
+    const mnq = s.bySymbol[0]!;
+    for (let i = 1; i < mnq.count; i++) expect(mnq.columns.tsMicros[i]! > mnq.columns.tsMicros[i - 1]!).toBe(true);
+    expect(Array.from(mnq.columns.srcIndex!.subarray(0, 3))).toEqual([0, 1, 2]);
+  });
+
+  test('a torn tail (a commit cut short) is left unread, never an error: the journal count guards the delete', () => {
+    const p = journalFile('torn');
+    const full = statSync(p).size;
+    truncateSync(p, full - 100);
+    const r = readJournalHour(p, h);
+    expect(r.records).toBeLessThan(3003);
+    expect(r.tailBytes).toBeGreaterThan(0);
+    expect(r.validBytes + r.tailBytes).toBe(full - 100);
+    appendFileSync(p, Buffer.alloc(7, 0xee)); // garbage after it: still a tail
+    expect(readJournalHour(p, h).records).toBe(r.records);
+  });
+
+  test('corruption (a bad block with a valid block after it), a foreign hour, a missing file and a torn header', () => {
+    const p = journalFile('bad');
+    const copy = join(root, 'bad-copy.tpj');
+    copyFileSync(p, copy);
+    const fd = openSync(p, 'r+');
+    writeSync(fd, Buffer.from([0xde, 0xad]), 0, 2, 32 + 16 + 5); // a payload byte of the first block
+    closeSync(fd);
+    expect(codeOf(() => readJournalHour(p, h))).toBe('ENGINE_ERR_JOURNAL 32');
+    expect(codeOf(() => readJournalHour(copy, h + H))).toBe('ENGINE_ERR_JOURNAL 0');
+    expect(codeOf(() => readJournalHour(join(root, 'nope.tpj'), h))).toBe('ENGINE_ERR_FILE_IO ');
+    const short = join(root, 'short.tpj');
+    writeFileSync(short, readFileSync(copy).subarray(0, 20));
+    expect(readJournalHour(short, h).records).toBe(0);
+    writeFileSync(short, Buffer.alloc(0));
+    expect(readJournalHour(short, h).records).toBe(0);
+  });
+});
