@@ -176,6 +176,16 @@ describe('over HTTP', () => {
     expect((await get(f, '/api/v1/ticks/latest?symbols=NQ', key)).status).toBe(401);
   });
 
+  test('concurrent key creation over HTTP loses no key (file updates are serialised)', async () => {
+    const before = f.keystore.list().length;
+    const rs = await Promise.all(Array.from({ length: 6 }, (_, i) => get(f, '/api/v1/keys', f.keys.admin, { method: 'POST', body: JSON.stringify({ name: `par-${i}`, scopes: ['realtime'] }) })));
+    expect(rs.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const reread = KeyStore.open(f.dir);
+    expect(reread.list().length).toBe(before + 6);
+    for (const r of rs) expect(reread.authenticate((r.json() as { key: string }).key)).not.toBeNull();
+    reread.close();
+  });
+
   test('repeated bad keys from one address: 429 for that address, even with a good key, until the window ends', async () => {
     const g = await startFixture({ ticksPerHour: 200, badKeyLimitPerMinute: 5 });
     try {

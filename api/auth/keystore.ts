@@ -15,7 +15,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unwatchFile, watchFile, writeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { engineError } from '../../engine/errors.ts';
 import type { KeyAdmin, KeyInfo, KeySpec } from '../deps.ts';
@@ -101,6 +101,22 @@ function parseFile(text: string, path: string): KeysFile {
     }
   }
   return f as KeysFile;
+}
+
+function addKey(f: KeysFile, n: ReturnType<typeof normalizeSpec>): { key: string; info: KeyInfo } {
+  let id = randomBytes(6).toString('hex');
+  while (f.keys.some((k) => k.id === id)) id = randomBytes(6).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  const stored: StoredKey = { id, ...n, hash: sha256(secret).toString('hex'), createdAt: new Date().toISOString(), revokedAt: null };
+  f.keys.push(stored);
+  return { key: `tpk_${id}_${secret}`, info: toInfo(stored) };
+}
+
+function markRevoked(f: KeysFile, id: string): boolean {
+  const k = f.keys.find((x) => x.id === id);
+  if (k === undefined || k.revokedAt !== null) return false;
+  k.revokedAt = new Date().toISOString();
+  return true;
 }
 
 function toInfo(k: StoredKey): KeyInfo {
@@ -193,37 +209,83 @@ export class KeyStore implements KeyAdmin {
     return e === undefined ? null : toInfo(e.stored);
   }
 
-  /** Create a key; returns the key text (show it once) and its public record. */
+  /** Create a key (async file I/O: for the server); returns the key text (show it once) and its public record. */
   create(spec: KeySpec): Promise<{ key: string; info: KeyInfo }> {
-    return Promise.resolve(this.createSync(spec));
+    const n = normalizeSpec(spec);
+    return this.#serial(async () => {
+      const f = await this.#readAsync();
+      const r = addKey(f, n);
+      await this.#writeAsync(f);
+      this.#load(f);
+      return r;
+    });
   }
 
+  /** Create a key (sync file I/O: for the CLI and start-up). */
   createSync(spec: KeySpec): { key: string; info: KeyInfo } {
     const n = normalizeSpec(spec);
     const f = this.#readSync();
-    let id = randomBytes(6).toString('hex');
-    while (f.keys.some((k) => k.id === id)) id = randomBytes(6).toString('hex');
-    const secret = randomBytes(32).toString('base64url');
-    const stored: StoredKey = { id, ...n, hash: sha256(secret).toString('hex'), createdAt: new Date().toISOString(), revokedAt: null };
-    f.keys.push(stored);
+    const r = addKey(f, n);
     this.#write(f);
     this.#load(f);
-    return { key: `tpk_${id}_${secret}`, info: toInfo(stored) };
+    return r;
   }
 
+  /** Revoke by id (async file I/O); false when there is no such (unrevoked) key. */
   revoke(id: string): Promise<boolean> {
-    return Promise.resolve(this.revokeSync(id));
+    return this.#serial(async () => {
+      const f = await this.#readAsync();
+      if (!markRevoked(f, id)) return false;
+      await this.#writeAsync(f);
+      this.#load(f);
+      return true;
+    });
   }
 
-  /** Revoke by id; false when there is no such (unrevoked) key. */
+  /** Revoke by id (sync file I/O: for the CLI); false when there is no such (unrevoked) key. */
   revokeSync(id: string): boolean {
     const f = this.#readSync();
-    const k = f.keys.find((x) => x.id === id);
-    if (k === undefined || k.revokedAt !== null) return false;
-    k.revokedAt = new Date().toISOString();
+    if (!markRevoked(f, id)) return false;
     this.#write(f);
     this.#load(f);
     return true;
+  }
+
+  #tail: Promise<unknown> = Promise.resolve();
+  /** One file update at a time from this process. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #readAsync(): Promise<KeysFile> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, keys: [] };
+      throw engineError('ENGINE_ERR_FILE_IO', `cannot read ${this.path}: ${(err as Error).message}`, { file: this.path }, err);
+    }
+    return parseFile(text, this.path);
+  }
+
+  async #writeAsync(f: KeysFile): Promise<void> {
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await mkdir(dirname(this.path), { recursive: true });
+      const fh = await openFile(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(`${JSON.stringify(f, null, 2)}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw engineError('ENGINE_ERR_FILE_IO', `cannot write ${this.path}: ${(err as Error).message}`, { file: this.path }, err);
+    }
   }
 
   #write(f: KeysFile): void {
