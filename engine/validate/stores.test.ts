@@ -35,7 +35,9 @@ describe('quarantine store', () => {
     expect((await q.query({ reason: 'off_tick' })).map((e) => e.seq)).toEqual([2]);
     expect((await q.query({ reason: 'flagged' }))[0]).toMatchObject({ seq: 3, flags: ['outside_quote'], symbol: 'MNQZ25', record: { price: 21000 } });
     expect((await q.query({ fromMicros: D1, toMicros: D1 + 5 })).map((e) => e.seq)).toEqual([1]);
-    expect((await q.query({ limit: 2 })).length).toBe(2);
+    expect((await q.query({ limit: 2 })).map((e) => e.seq)).toEqual([1, 2]);
+    expect((await q.query({ limit: 3, order: 'desc' })).map((e) => e.seq)).toEqual([4, 3, 2]);
+    expect((await q.query({ order: 'desc', includeFlagged: false })).map((e) => e.seq)).toEqual([4, 2, 1]);
     expect(await q.counts()).toEqual({ bad_price: 1, off_tick: 1, flagged: 1, bad_time: 1 });
     w.close();
   });
@@ -46,6 +48,7 @@ describe('quarantine store', () => {
     await expect(q.query({ limit: 0 })).rejects.toMatchObject({ code: 'ENGINE_ERR_INVALID_ARG' });
     await expect(q.query({ limit: 1e9 })).rejects.toMatchObject({ code: 'ENGINE_ERR_INVALID_ARG' });
     await expect(q.query({ fromMicros: NaN })).rejects.toMatchObject({ code: 'ENGINE_ERR_INVALID_ARG' });
+    await expect(q.query({ order: 'sideways' as 'asc' })).rejects.toMatchObject({ code: 'ENGINE_ERR_INVALID_ARG' });
     expect(await q.query()).toEqual([]); // no directory yet: empty
   });
 
@@ -92,6 +95,7 @@ describe('gap store', () => {
       { kind: 'time', symbolId: 2, symbol: 'S2', sourceId: 1, startMicros: D1 + 1, endMicros: D1 + 900_000_000, expectedSeq: 0, gotSeq: 0, status: 0, arrivedMicros: D1 },
     ]);
     expect((await g.query({ kind: 'time' })).length).toBe(1);
+    expect((await g.query({ order: 'desc', limit: 1 })).map((x) => x.kind)).toEqual(['time']);
     expect((await g.query({ symbolId: 1 })).length).toBe(1);
     expect(await g.counts()).toEqual({ sequence: 1, time: 1 });
     await expect(g.query({ kind: 'bogus' })).rejects.toMatchObject({ code: 'ENGINE_ERR_INVALID_ARG' });

@@ -45,8 +45,10 @@ export interface QuarantineQuery {
   reason?: number | string;
   /** Include kept-but-flagged entries (default true). */
   includeFlagged?: boolean;
-  /** At most this many entries, oldest first (default 1000, at most 100000). */
+  /** At most this many entries (default 1000, at most 100000). */
   limit?: number;
+  /** 'asc' (default): the oldest `limit` entries, oldest first; 'desc': the newest `limit`, newest first. */
+  order?: 'asc' | 'desc';
 }
 
 export interface QuarantineEntry {
@@ -73,6 +75,8 @@ export interface GapQuery {
   /** GapKind code or name ('sequence', 'time', 'source_status', 'file_reset'). */
   kind?: number | string;
   limit?: number;
+  /** 'asc' (default): oldest first; 'desc': the newest `limit`, newest first. */
+  order?: 'asc' | 'desc';
 }
 
 export interface GapEntry {
@@ -109,6 +113,34 @@ function checkRange(from: number | undefined, to: number | undefined, limit: num
   return { from: f, to: t, limit: l };
 }
 
+/**
+ * Collect up to `limit` results over day files: ascending stops at the first `limit`; descending walks the
+ * days newest first and keeps the last `limit` matches of each day (entries are in arrival order in a day).
+ */
+async function collect<T>(days: number[], order: 'asc' | 'desc' | undefined, limit: number, scanDay: (day: number, take: (x: T) => boolean) => Promise<unknown>): Promise<T[]> {
+  if (order !== undefined && order !== 'asc' && order !== 'desc') throw engineError('ENGINE_ERR_INVALID_ARG', `order must be 'asc' or 'desc', got ${JSON.stringify(order)}`);
+  const out: T[] = [];
+  if (order !== 'desc') {
+    for (const day of days) {
+      let full = false;
+      await scanDay(day, (x) => { out.push(x); full = out.length >= limit; return full; });
+      if (full) break;
+    }
+    return out;
+  }
+  for (let i = days.length - 1; i >= 0 && out.length < limit; i--) {
+    let dayOut: T[] = [];
+    await scanDay(days[i]!, (x) => {
+      dayOut.push(x);
+      if (dayOut.length >= 2 * limit) dayOut = dayOut.slice(-limit);
+      return false;
+    });
+    dayOut = dayOut.slice(-(limit - out.length));
+    for (let k = dayOut.length - 1; k >= 0; k--) out.push(dayOut[k]!);
+  }
+  return out;
+}
+
 function dayRange(from: number, to: number): [number, number] {
   // entries are filed by event-time day; an implausible time is filed by arrival day: scan all then
   return [Number.isFinite(from) ? Math.floor(from / DAY_MICROS) : -Infinity, Number.isFinite(to) ? Math.floor(to / DAY_MICROS) : Infinity];
@@ -135,28 +167,23 @@ export class QuarantineStore {
       }
     }
     const includeFlagged = q.includeFlagged ?? true;
-    const out: QuarantineEntry[] = [];
     const [d0, d1] = dayRange(from, to);
     // implausible-time entries live under their arrival day, which may be outside [d0, d1]: a time-bounded query skips them (their time is not in range anyway)
-    for (const day of await listLogDays(this.dir, QUARANTINE_EXT, d0, d1)) {
-      const stop = await scanLogFile(this.dir, QUARANTINE_EXT, QUARANTINE_MAGIC, day, (v, b, c, verdict, arrived) => {
-        if (c === 0 && !includeFlagged) return false;
-        if (code >= 0 && c !== code) return false;
-        const sym = readSymbolId(v, b);
-        if (q.symbolId !== undefined && sym !== q.symbolId) return false;
-        const src = readSourceId(v, b);
-        if (q.sourceId !== undefined && src !== q.sourceId) return false;
-        const ts = readTsMicros(v, b);
-        if ((Number.isFinite(from) || Number.isFinite(to)) && !(ts >= from && ts < to)) return false;
-        out.push({
-          reason: c === 0 ? 'flagged' : rejectReasonName(c), code: c, kept: c === 0, flags: verdictNames(verdict), arrivedMicros: arrived,
-          symbolId: sym, symbol: this.#symbolOf(sym), sourceId: src, seq: readSeq(v, b), tsMicros: ts, record: slotToObject(v, b),
-        });
-        return out.length >= limit;
+    const days = await listLogDays(this.dir, QUARANTINE_EXT, d0, d1);
+    return collect<QuarantineEntry>(days, q.order, limit, (day, take) => scanLogFile(this.dir, QUARANTINE_EXT, QUARANTINE_MAGIC, day, (v, b, c, verdict, arrived) => {
+      if (c === 0 && !includeFlagged) return false;
+      if (code >= 0 && c !== code) return false;
+      const sym = readSymbolId(v, b);
+      if (q.symbolId !== undefined && sym !== q.symbolId) return false;
+      const src = readSourceId(v, b);
+      if (q.sourceId !== undefined && src !== q.sourceId) return false;
+      const ts = readTsMicros(v, b);
+      if ((Number.isFinite(from) || Number.isFinite(to)) && !(ts >= from && ts < to)) return false;
+      return take({
+        reason: c === 0 ? 'flagged' : rejectReasonName(c), code: c, kept: c === 0, flags: verdictNames(verdict), arrivedMicros: arrived,
+        symbolId: sym, symbol: this.#symbolOf(sym), sourceId: src, seq: readSeq(v, b), tsMicros: ts, record: slotToObject(v, b),
       });
-      if (stop) break;
-    }
-    return out;
+    }));
   }
 
   /** Counts by reason name over the days in range (whole days; for status). */
@@ -188,26 +215,21 @@ export class GapStore {
   async query(q: GapQuery = {}): Promise<GapEntry[]> {
     const { from, to, limit } = checkRange(q.fromMicros, q.toMicros, q.limit);
     const kind = q.kind === undefined ? -1 : gapKindCode(q.kind);
-    const out: GapEntry[] = [];
     const [d0, d1] = dayRange(from, to);
-    for (const day of await listLogDays(this.dir, GAPS_EXT, d0, d1)) {
-      const stop = await scanLogFile(this.dir, GAPS_EXT, GAPS_MAGIC, day, (v, b, _c, _verdict, arrived) => {
-        if (readKind(v, b) !== RecordKind.GAP) return false;
-        const k = readU32(v, b, 32);
-        if (kind >= 0 && k !== kind) return false;
-        const sym = readSymbolId(v, b);
-        if (q.symbolId !== undefined && sym !== q.symbolId) return false;
-        const ts = readTsMicros(v, b);
-        if ((Number.isFinite(from) || Number.isFinite(to)) && !(ts >= from && ts < to)) return false;
-        out.push({
-          kind: gapKindName(k), symbolId: sym, symbol: this.#symbolOf(sym), sourceId: readSourceId(v, b), startMicros: ts,
-          endMicros: readF64(v, b, 16), expectedSeq: readU32(v, b, 24), gotSeq: readU32(v, b, 28), status: readU32(v, b, 36), arrivedMicros: arrived,
-        });
-        return out.length >= limit;
+    const days = await listLogDays(this.dir, GAPS_EXT, d0, d1);
+    return collect<GapEntry>(days, q.order, limit, (day, take) => scanLogFile(this.dir, GAPS_EXT, GAPS_MAGIC, day, (v, b, _c, _verdict, arrived) => {
+      if (readKind(v, b) !== RecordKind.GAP) return false;
+      const k = readU32(v, b, 32);
+      if (kind >= 0 && k !== kind) return false;
+      const sym = readSymbolId(v, b);
+      if (q.symbolId !== undefined && sym !== q.symbolId) return false;
+      const ts = readTsMicros(v, b);
+      if ((Number.isFinite(from) || Number.isFinite(to)) && !(ts >= from && ts < to)) return false;
+      return take({
+        kind: gapKindName(k), symbolId: sym, symbol: this.#symbolOf(sym), sourceId: readSourceId(v, b), startMicros: ts,
+        endMicros: readF64(v, b, 16), expectedSeq: readU32(v, b, 24), gotSeq: readU32(v, b, 28), status: readU32(v, b, 36), arrivedMicros: arrived,
       });
-      if (stop) break;
-    }
-    return out;
+    }));
   }
 
   /** Gap counts by kind name (for status). */

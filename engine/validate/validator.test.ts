@@ -279,7 +279,7 @@ describe('Validator properties', () => {
       }
       const c = val.counters();
       expect(c.checked).toBe(ticks.length);
-      expect(c.kept + rejects).toBe(ticks.length);
+      expect(c.kept! + rejects).toBe(ticks.length);
       const byReason = Object.entries(c).filter(([k]) => k.startsWith('reject_')).reduce((a, [, x]) => a + x, 0);
       expect(byReason).toBe(rejects);
     }), { numRuns: 200 });
