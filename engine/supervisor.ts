@@ -44,6 +44,8 @@ export interface StageStatus {
 
 interface Stage {
   spec: StageSpec;
+  /** The last FATAL error the stage reported (cleared at each spawn). */
+  fatal?: EngineError | null;
   worker: Worker | null;
   status: StageStatus;
   stopped: Promise<void> | null;
@@ -117,6 +119,7 @@ export class Supervisor extends EventEmitter {
     st.status.startedAt = Date.now();
     const w = spawnWorker(spec.entry, spec.data, { name: spec.name });
     st.worker = w;
+    st.fatal = null;
     st.stopped = new Promise<void>((resolve) => { st.resolveStopped = resolve; });
     return new Promise<void>((resolve, reject) => {
       let ready = false;
@@ -139,7 +142,12 @@ export class Supervisor extends EventEmitter {
         st.resolveStopped?.();
         const expected = st.status.state === 'stopping' || st.status.state === 'stopped' || this.#closing !== null;
         if (expected) { st.status.state = 'stopped'; this.emit('stage-exit', spec.name, code); return; }
-        if (!ready) { clearTimeout(timer); reject(engineError('ENGINE_ERR_WORKER', `stage ${spec.name} exited with code ${code} before it was ready`)); return; }
+        if (!ready) {
+          clearTimeout(timer);
+          // the stage's own coded error (FATAL) says more than the exit code
+          reject(st.fatal ?? engineError('ENGINE_ERR_WORKER', `stage ${spec.name} exited with code ${code} before it was ready${st.status.lastError ? `: ${st.status.lastError}` : ''}`));
+          return;
+        }
         this.#restartLater(st, code);
       });
     });
@@ -199,6 +207,7 @@ export class Supervisor extends EventEmitter {
         break;
       case 'FATAL': {
         const err = fromWire(m.error);
+        st.fatal = err;
         st.status.lastError = `${err.code}: ${err.message}`;
         this.emit('stage-error', m.name, err);
         break;
