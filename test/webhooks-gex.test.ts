@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isBlockedAddress } from '../api/webhooks/fetch.ts';
+import { webhookMetricFamilies } from '../api/ws/metrics.ts';
 import { startFakeGexHost, startWebhookServer, type FakeHost, type WebhookServer } from '../api/webhooks/fixtures/harness.ts';
 import { TestKeys } from '../api/ws/fixtures/harness.ts';
 import type { WireGexSnapshot } from '../schemas/wire.ts';
@@ -125,6 +126,9 @@ describe('/gex_history_url SSRF rules', () => {
       expect(j.state, path).toBe('failed');
       expect((j.error as { code: string }).code, path).toBe(code);
     }
+    expect(srv.hooks.stats().gex.jobs.failed).toBe(cases.length);
+    const fam = webhookMetricFamilies(srv.hooks.stats()).find((f) => f.name === 'tickpipe_gex_downloads')!;
+    expect(fam.samples.find((x) => x.labels?.kind === 'failed')!.value).toBe(cases.length);
     // the redirect to 127.0.0.1 was never followed
     expect(fake.requests.filter((u) => u.startsWith('/gb-nqndx')).length).toBe(0);
   });

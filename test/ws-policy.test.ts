@@ -14,6 +14,7 @@ import { KeyStore } from '../api/auth/keystore.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, isContiguous, Producer, startServer, TestKeys, waitFor, type Server } from '../api/ws/fixtures/harness.ts';
 import { WS_ERROR_CODES } from '../api/ws/protocol.ts';
+import { wsMetricFamilies } from '../api/ws/metrics.ts';
 
 let server: Server | null = null;
 const clients: Client[] = [];
@@ -74,6 +75,8 @@ describe('ws slow consumers', () => {
     expect(s.drops.slowConsumerCloses).toBe(1);
     expect(s.drops.tradesNotDelivered).toBeGreaterThan(0);
     expect(s.clients).toBe(1);
+    const fam = wsMetricFamilies(s).find((f) => f.name === 'tickpipe_ws_slow_consumer_drops_total')!;
+    expect(fam.samples.find((x) => x.labels?.kind === 'closes')!.value).toBe(1);
   });
 
   it('conflates quotes for a client that stops reading, then delivers the latest value', async () => {

@@ -173,8 +173,9 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
     policy, rawDir: join(deps.dataDir, 'gex', 'raw'), ...(deps.maxDecompressedBytes ? { maxDecompressedBytes: deps.maxDecompressedBytes } : {}),
     onLatest: (snaps) => { if (deps.onGex) for (const g of snaps) deps.onGex(toWireGex(g)); },
   }));
+  let jobsRef: GexJobs | null = null;
+  jobsP.then((j) => { jobsRef = j; }, () => undefined);
   storeP.catch(() => undefined);
-  jobsP.catch(() => undefined);
 
   // serialized appends (one chain: order kept, no interleaved lines)
   let appendChain: Promise<unknown> = Promise.resolve();
@@ -435,7 +436,7 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
     store: storeP,
     mlTradeKeys: mlKeys,
     redisState: () => (redis === null ? 'disabled' : redis.status),
-    stats: () => ({ ...stats, answers: { ...stats.answers } }),
+    stats: () => ({ ...stats, answers: { ...stats.answers }, gex: { ...stats.gex, jobs: jobsRef?.stats() ?? stats.gex.jobs } }),
     close: async () => {
       try { await (await jobsP).close(); } catch { /* store never opened */ }
       if (redis !== null) { try { await redis.quit(); } catch { redis.disconnect(); } }

@@ -4,3 +4,4 @@ export {
 } from './hub.ts';
 export { CHANNELS, WS_CLOSE, WS_ERROR_CODES, type Channel, type WsErrorCode } from './protocol.ts';
 export type { BarMessage } from './frames.ts';
+export { webhookMetricFamilies, wsMetricFamilies } from './metrics.ts';
