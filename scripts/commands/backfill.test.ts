@@ -9,6 +9,8 @@ import { resolvePartitionFiles } from '../../workers/compactor/partitions.ts';
 import { verifyDataDir } from '../../workers/compactor/verify.ts';
 import { decodeScidColumns } from '../../workers/sierra/scid-decoder.ts';
 import { SimFiles } from '../../workers/sim/sim-files.ts';
+import { ScidWriter } from '../../workers/sierra/scid-writer.ts';
+import { TradeFlag } from '../../schemas/records.ts';
 import { runBackfill } from './backfill.ts';
 
 const T0 = Date.UTC(2025, 10, 11, 13, 55) * 1000; // 13:55 UTC: the files cross the 14:00 boundary
@@ -121,6 +123,24 @@ describe('tickpipe backfill', () => {
     expect(inHour).toBeGreaterThan(0);
     expect((await stored(dataDir, 'MESZ25'))[0]).toBe(inHour);
     expect(await resolvePartitionFiles(dataDir, 'ticks', 'MNQZ25')).toEqual([]);
+  });
+
+  test('--start on a legacy file (float64 day-count times) finds its first record in the file\'s own encoding', async () => {
+    const dir = fresh();
+    const scid = join(dir, 'sierra');
+    mkdirSync(scid);
+    const w = ScidWriter.open(join(scid, 'OLDZ25_FUT_CME.scid'), { legacyTime: true });
+    const t0 = Date.UTC(2025, 10, 11, 13, 50) * 1000;
+    for (let i = 0; i < 1200; i++) w.trade(t0 + i * 1_000_000, 100 + (i % 7) * 0.25, 99.75, 100.25, 1 + (i % 3), 1 + (i % 2), 0);
+    w.closeSync();
+    const dataDir = join(dir, 'data');
+    const r = await runBackfill({ scidDir: scid, dataDir, start: '2025-11-11T14:05:00Z', pool });
+    expect(r.errors).toEqual([]);
+    expect(r.records).toBe(1200 - 600); // from 14:00 (the start hour), 10 minutes after the first record
+    const files = await resolvePartitionFiles(dataDir, 'ticks', 'OLDZ25');
+    expect(files.map((f) => f.split('/').pop())).toEqual(['hour=14.parquet']);
+    const q = await query(`SELECT count(*)::DOUBLE, min(flags & ${TradeFlag.LEGACY_TIME})::DOUBLE FROM ${readParquetSql(files)}`);
+    expect(q[0]).toEqual([600, TradeFlag.LEGACY_TIME]);
   });
 
   test('a missing file, a file with a bad header and a file with a corrupt record are reported (coded, naming file and offset); the rest finishes', async () => {

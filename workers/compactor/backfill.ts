@@ -40,8 +40,8 @@ import {
   GAP_END_TS_MICROS_BYTE, GAP_EXPECTED_SEQ_BYTE, GAP_GOT_SEQ_BYTE, GAP_KIND_BYTE, GapKind, RECORD_SLOT_BYTES, RecordKind, SEQ_BYTE,
   TRADE_ASK_BYTE, TRADE_BID_BYTE, TRADE_FLAGS_BYTE, TRADE_PRICE_BYTE, TRADE_SIZE_BYTE, TRADE_SRC_INDEX_BYTE, TS_MICROS_BYTE,
 } from '../../schemas/records.ts';
-import { readScidHeader, ScidDecoder, scidInt64ToUnixMicros, type ScidHeader } from '../sierra/scid-decoder.ts';
-import { SCID_MAX_HEADER_BYTES, SCID_RECORD_BYTES } from '../sierra/scid-format.ts';
+import { readScidHeader, ScidDecoder, scidDaysToUnixMicros, scidInt64ToUnixMicros, type ScidHeader } from '../sierra/scid-decoder.ts';
+import { SCID_MAX_HEADER_BYTES, SCID_MAX_PLAUSIBLE_MICROS, SCID_MIN_PLAUSIBLE_MICROS, SCID_RECORD_BYTES } from '../sierra/scid-format.ts';
 import type { CompactorDb } from './duck.ts';
 import type { TickColumns } from './figures.ts';
 import { writeHourParquet } from './hour-writer.ts';
@@ -175,26 +175,37 @@ function fileError(file: string, err: unknown): Error {
   return engineError('ENGINE_ERR_FILE_IO', `backfill: cannot read ${file} (${code}): ${(err as Error).message}`, { file, errno: code }, err);
 }
 
-/** Unix µs of record `i` (int64 encoding; NaN when the record cannot be read). */
-function recordTime(fd: number, header: ScidHeader, i: number, buf: Uint8Array): number {
+/** Unix µs of record `i` in the file's time encoding (NaN when unreadable or implausible). */
+function recordTime(fd: number, header: ScidHeader, i: number, buf: Uint8Array, legacy: boolean): number {
   const n = readSync(fd, buf, 0, 8, header.headerBytes + i * SCID_RECORD_BYTES);
   if (n < 8) return Number.NaN;
   const dv = new DataView(buf.buffer, buf.byteOffset, 8);
-  return scidInt64ToUnixMicros(dv.getUint32(0, true), dv.getInt32(4, true));
+  const t = legacy ? scidDaysToUnixMicros(dv.getFloat64(0, true)) : scidInt64ToUnixMicros(dv.getUint32(0, true), dv.getInt32(4, true));
+  return t >= SCID_MIN_PLAUSIBLE_MICROS && t < SCID_MAX_PLAUSIBLE_MICROS ? t : Number.NaN;
 }
 
-/** First record index whose time is >= `t` (binary search; assumes time order, as Sierra writes). */
+/** Records re-read before the binary search's answer, in case a garbage record misled it (4 MiB). */
+const SEARCH_MARGIN_RECORDS = 100_000;
+
+/**
+ * A record index at or before the first record whose time is >= `t` (binary search; Sierra writes in time
+ * order). The time encoding (int64 µs or legacy float64 days) is the one of record 0, as the decoder
+ * decides; an unreadable record counts as earlier. Records before `t` are skipped by the caller anyway,
+ * so starting a little early (SEARCH_MARGIN_RECORDS) costs little and guards against a corrupt record.
+ */
 function firstRecordAtOrAfter(fd: number, header: ScidHeader, records: number, t: number): number {
+  if (records === 0) return 0;
   const buf = new Uint8Array(8);
+  const legacy = Number.isNaN(recordTime(fd, header, 0, buf, false)) && !Number.isNaN(recordTime(fd, header, 0, buf, true));
   let lo = 0;
   let hi = records;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const ts = recordTime(fd, header, mid, buf);
-    if (!(ts >= t)) lo = mid + 1; // NaN (legacy float times, garbage) counts as "before": the decoder decides
+    const ts = recordTime(fd, header, mid, buf, legacy);
+    if (!(ts >= t)) lo = mid + 1;
     else hi = mid;
   }
-  return lo;
+  return Math.max(0, lo - SEARCH_MARGIN_RECORDS);
 }
 
 /**
