@@ -164,6 +164,9 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
   let doneBytes = 0;
   let filesDone = 0;
   bar?.start(Math.max(1, Math.ceil(total / MiB)), 0, { files: `0/${jobs.length}` });
+  // While the bar draws on the terminal, per-file lines wait until it is done.
+  const held: string[] = [];
+  const say = (line: string): void => { if (bar === null) log(line); else held.push(line); };
   const pool = opts.pool ?? new CompactorPool({ threads: workers, idleTimeoutMs: 1000 });
   const results: BackfillFileResult[] = [];
   try {
@@ -183,7 +186,7 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
         }, [ch.port2]);
         results.push(r);
         for (const e of r.errors) errors.push(fromWire(e));
-        log(`${j.symbol} ${basename(j.file)}: records ${r.records}, kept ${r.kept}, rejected ${r.rejected}, hours written ${r.hoursWritten}, skipped (done) ${r.hoursSkipped}, rows ${r.rowsWritten}, gaps ${r.gaps}${r.errors.length > 0 ? `, ${r.errors.length} error(s)` : ''}`);
+        say(`${j.symbol} ${basename(j.file)}: records ${r.records}, kept ${r.kept}, rejected ${r.rejected}, hours written ${r.hoursWritten}, skipped (done) ${r.hoursSkipped}, rows ${r.rowsWritten}, gaps ${r.gaps}${r.errors.length > 0 ? `, ${r.errors.length} error(s)` : ''}`);
       } catch (err) {
         errors.push(err as EngineError);
       } finally {
@@ -194,8 +197,10 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
       }
     }));
   } finally {
+    bar?.update(Math.max(1, Math.ceil(total / MiB)), { files: `${filesDone}/${jobs.length}` });
     bar?.stop();
     if (opts.pool === undefined) await pool.close();
+    for (const line of held) log(line);
   }
   results.sort((a, b) => a.file.localeCompare(b.file));
   const sum = (f: (r: BackfillFileResult) => number): number => results.reduce((s, r) => s + f(r), 0);
