@@ -14,14 +14,14 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { App, type HttpRequest, type HttpResponse, type TemplatedApp } from 'uWebSockets.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { KeyStore } from '../api/auth/keystore.ts';
 import type { ApiDeps, AttachContext } from '../api/deps.ts';
 import { ApiError, sendError, sendJson, type ReqCtx } from '../api/http/respond.ts';
-import { createApi, type Api } from '../api/server.ts';
-import { panelAttach } from '../api/static.ts';
+import { createApi, listen, type Api } from '../api/server.ts';
+import { attachStatic, panelAttach } from '../api/static.ts';
 import { attachWebSocket, type WsHub } from '../api/ws/index.ts';
 import { SCOPES } from '../api/types.ts';
 import { loadConfig } from '../engine/config.ts';
@@ -80,10 +80,11 @@ describe('status panel in headless Chromium', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tickpipe-panel-'));
-    engine = await Engine.start(loadConfig({ TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_DEMO_RATE: '600', TICKPIPE_POLL_MS: '50', TICKPIPE_DEMO_HISTORY_MIN: '0.1' }), quiet);
-    // A key made the way `tickpipe keys create` makes one (keys.json in the data dir).
+    // A key made the way `tickpipe keys create` makes one (keys.json in the data dir), before the engine
+    // starts so that an engine with its own KeyStore knows it too.
     const ks = KeyStore.open(dir);
     adminKey = ks.createSync({ name: 'panel-test-admin', scopes: [...SCOPES] }).key;
+    engine = await Engine.start(loadConfig({ TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_DEMO_RATE: '600', TICKPIPE_POLL_MS: '50', TICKPIPE_DEMO_HISTORY_MIN: '0.1' }), quiet);
     const own = `http://127.0.0.1:${engine.port}`;
     if ((await fetch(`${own}/status.html`)).status === 200) {
       base = own;
@@ -162,10 +163,7 @@ describe('status panel in headless Chromium', () => {
     }
     for (const sym of engine.config.symbols) expect(await page.locator(`tr[data-symbol="${sym}"]`).count()).toBe(1);
     // the same page at /
-    const root = await browser.newPage();
-    await root.goto(`${base}/`);
-    await root.waitForSelector('html[data-ready="1"]', { timeout: 10_000 });
-    await root.close();
+    expect(await (await fetch(`${base}/`)).text()).toBe(await (await fetch(`${base}/status.html`)).text());
     expect(pageErrors).toEqual([]);
   });
 
@@ -265,14 +263,69 @@ describe('status panel in headless Chromium', () => {
 
   test('restart button (admin key) restarts a source; the restart shows in its row', async () => {
     const row = 'tr[data-service="sierra-scid"]';
+    const probe = await fetch(`${base}/api/v1/admin/sources/sierra-scid/restart`, { method: 'POST' });
     await until('the restart button', () => page.locator(`${row} button`).isVisible());
     await page.locator(`${row} button`).focus();
     await page.keyboard.press('Enter');
+    if (probe.status === 404) {
+      // an engine without the admin route: the panel says so instead of failing silently
+      await until('the not-available message', async () => (await text('#action-msg')).includes('not available on this server (404'));
+      await page.screenshot({ path: join(ARTIFACTS, 'panel.png') });
+      return;
+    }
+    expect(probe.status).toBe(401);
     await until('the restart message', async () => (await text('#action-msg')).includes('restart requested'));
     await until('the restart counted in the row', async () => /1 restart\b/.test(await text(`${row} td:nth-child(7)`)));
     await until('the source running again', async () => (await text(`${row} .pill`)) === 'running');
     await page.waitForTimeout(1000); // a few more points on the chart and sparklines for the screenshot
     await page.screenshot({ path: join(ARTIFACTS, 'panel.png') });
+  });
+
+  test('without /ws it polls once a second with one request in flight at most, and says offline when the engine fails', async () => {
+    let inflight = 0;
+    let maxInflight = 0;
+    let total = 0;
+    let delayMs = 0;
+    let failing = false;
+    const app = attachStatic(App());
+    app.get('/api/v1/status', (res) => {
+      const rc: ReqCtx = { aborted: false };
+      inflight++;
+      total++;
+      maxInflight = Math.max(maxInflight, inflight);
+      res.onAborted(() => { rc.aborted = true; inflight--; });
+      const answer = (): void => {
+        if (rc.aborted) return;
+        inflight--;
+        if (failing) sendError(res, rc, new ApiError(503, 'NOT_READY', 'engine down'));
+        else sendJson(res, rc, 200, engine.status());
+      };
+      if (delayMs > 0) setTimeout(answer, delayMs); else answer();
+    });
+    app.any('/*', (res) => { res.cork(() => { res.writeStatus('404 Not Found').end(); }); });
+    const srv = await listen(app, '127.0.0.1', 0);
+    const p = await browser.newPage();
+    try {
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      await p.goto(`http://127.0.0.1:${srv.port}/status.html`);
+      await p.waitForSelector('html[data-ready="1"]', { timeout: 10_000 });
+      await until('polling', async () => (await p.locator('#conn').textContent()) === 'polling');
+      const t0 = total;
+      await p.waitForTimeout(2000);
+      expect(total - t0).toBeGreaterThanOrEqual(1);
+      expect(total - t0).toBeLessThanOrEqual(3);
+      // a slow engine (1.2 s per answer): still one request at a time
+      delayMs = 1200;
+      maxInflight = inflight;
+      await p.waitForTimeout(2600);
+      expect(maxInflight).toBe(1);
+      delayMs = 0;
+      failing = true;
+      await until('offline', async () => (await p.locator('#conn').textContent()) === 'offline');
+    } finally {
+      await p.close();
+      srv.close();
+    }
   });
 
   test('a stopped source shows as down', async () => {
