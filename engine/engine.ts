@@ -222,7 +222,7 @@ export class Engine {
       return {
         symbol: m.symbol, root: m.root, id: m.id, latest,
         trades: this.feed.tradesBySymbol[m.id] ?? 0,
-        hot: { held: this.hot.count(m.id), heldFromMicros: this.hot.heldFromMicros(m.id) },
+        hot: m.id <= this.hot.symbols ? { held: this.hot.count(m.id), heldFromMicros: this.hot.heldFromMicros(m.id) } : null,
         book: book ? { bestBid: book.bestBid, bestAsk: book.bestAsk, bidLevels: book.bidLevels, askLevels: book.askLevels, crossed: book.crossed } : null,
       };
     });
