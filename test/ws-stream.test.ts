@@ -57,6 +57,26 @@ describe('ws stream', () => {
     expect(server.hub.stats().ticksOut).toBe(4000);
   });
 
+  it('never throws into the feed: unknown symbol ids, unknown kinds and corrupt depth records are skipped and counted', async () => {
+    server = await startServer({ keys: keys() });
+    const v = slotViews(4);
+    v.u8.fill(0xff); // kind 255, symbol id 65535, garbage body
+    expect(() => { server!.hub.onRecord(v, 0); server!.hub.onBatchEnd(); }).not.toThrow();
+    v.u8.fill(0);
+    v.u8[0] = 99; // unknown kind for a known symbol
+    v.u16[1] = server.ids.MNQ;
+    expect(() => { server!.hub.onRecord(v, 0); server!.hub.onBatchEnd(); }).not.toThrow();
+    writeDepth(v, 64, 2, server.ids.MNQ, 1, NaN, 200, 0xff, 0, NaN, 0, 0); // unknown depth command, NaN price
+    expect(() => { server!.hub.onRecord(v, 64); server!.hub.onBatchEnd(); }).not.toThrow();
+    expect(server.hub.stats().records.unknownSymbol).toBe(1);
+    // and it still works
+    const c = await connect(server.url);
+    c.send({ op: 'subscribe', symbols: ['MNQ'] });
+    await waitFor(() => c.got.control.some((m) => m.type === 'subscribed'), 'ack');
+    new Producer(server.hub, server.hot, server.ids.MNQ).produce(3);
+    await waitFor(() => c.got.tradeSeqs.length === 3, 'trades after garbage');
+  });
+
   it('unsubscribe stops the stream', async () => {
     server = await startServer({ keys: keys() });
     const c = await connect(server.url);

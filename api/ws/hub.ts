@@ -167,7 +167,7 @@ export interface WsStats {
   replays: { active: number; completed: number; rows: number; gaps: number; catchingUp: number };
   /** onBatchEnd fan-out time per batch, µs (encode + send to every subscriber). */
   fanoutMicros: { count: number; p50: number; p99: number; max: number };
-  records: { trades: number; quotes: number; depth: number; bars: number; gaps: number; unknownSymbol: number };
+  records: { trades: number; quotes: number; depth: number; bars: number; gaps: number; unknownSymbol: number; internalErrors: number };
 }
 
 // ---- per-connection and per-symbol state ---------------------------------------------------------------
@@ -339,7 +339,7 @@ export class WsHub implements RecordListener {
   #drops = { slowConsumerCloses: 0, tradesNotDelivered: 0, conflatedQuotes: 0, conflatedBooks: 0, skippedStatus: 0, sendDropped: 0 };
   #heartbeatCloses = 0;
   #replayStats = { active: 0, completed: 0, rows: 0, gaps: 0 };
-  #records = { trades: 0, quotes: 0, depth: 0, bars: 0, gaps: 0, unknownSymbol: 0 };
+  #records = { trades: 0, quotes: 0, depth: 0, bars: 0, gaps: 0, unknownSymbol: 0, internalErrors: 0 };
 
   constructor(deps: WsDeps) {
     const o: WsOptions = { ...DEFAULT_WS_OPTIONS, ...(deps.options ?? {}) };
@@ -786,7 +786,19 @@ export class WsHub implements RecordListener {
     if (!s.dirty) { s.dirty = true; this.#dirty.push(s); }
   }
 
+  /**
+   * One record of the feed. Never throws: the engine unsubscribes a listener that throws, which would stop
+   * every client; a failure here is counted (`stats().records.internalErrors`) and the record skipped.
+   */
   onRecord(v: SlotViews, b: number): void {
+    try {
+      this.#onRecord(v, b);
+    } catch {
+      this.#records.internalErrors++;
+    }
+  }
+
+  #onRecord(v: SlotViews, b: number): void {
     const id = v.u16[(b + SYMBOL_ID_BYTE) >> 1]!;
     let s = this.#syms[id];
     if (s === undefined) s = this.#sym(id);
@@ -877,9 +889,15 @@ export class WsHub implements RecordListener {
     for (let i = 0; i < n; i++) {
       const s = this.#dirty[i]!;
       s.dirty = false;
-      if (s.tradeN > 0) this.#flushTrades(s);
-      if (s.quoteN > 0) this.#flushQuotes(s);
-      if (s.bookDirty) this.#flushBook(s);
+      try {
+        if (s.tradeN > 0) this.#flushTrades(s);
+        if (s.quoteN > 0) this.#flushQuotes(s);
+        if (s.bookDirty) this.#flushBook(s);
+      } catch {
+        // never throw into the feed (see onRecord); the batch state is reset so the next batch is clean
+        this.#records.internalErrors++;
+        s.tradeN = 0; s.quoteN = 0; s.bookDirty = false; s.flushed = s.tailCount;
+      }
     }
     this.#dirty.length = 0;
     const us = Math.round((performance.now() - t0) * 1000);
