@@ -202,6 +202,9 @@ describe('CompactionService', () => {
     const files = await resolvePartitionFiles(dataDir, 'ticks', 'MNQZ25');
     expect(files.map((f) => f.slice(dataDir.length))).toEqual(['/ticks/symbol=MNQZ25/date=2025-11-11/day.parquet']);
     expect(st.partitionsPurged).toBe(4); // ticks and bars of the old day, both symbols
+    expect(st.journalDaysPruned).toBe(1); // the old day's journal directory held only .compacted markers
+    expect(existsSync(join(dataDir, 'journal', new Date(old / 1000).toISOString().slice(0, 10)))).toBe(false);
+    expect(existsSync(join(dataDir, 'journal', '2025-11-11', '10.compacted'))).toBe(true);
     await svc.close();
     await journal.close();
   });

@@ -23,7 +23,7 @@
  * `deleteJournalHour` that forwards to the journal owner; `start()` after the journal is open, `close()`
  * at shutdown; put `status()` in /api/v1/status.
  */
-import { readdir, stat, statfs } from 'node:fs/promises';
+import { readdir, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { engineError, isEngineError, toWire, type WireError } from '../../engine/errors.ts';
 import { BARS_DIR, checkDataDir, dateOfDirName, hourOfFileName, MICROS_PER_DAY, MICROS_PER_HOUR, RETENTION_DAYS_DEFAULT, TICKS_DIR } from './layout.ts';
@@ -92,6 +92,8 @@ export interface CompactionStatus {
   rowsWritten: number;
   daysConsolidated: number;
   partitionsPurged: number;
+  /** Journal day directories past retention holding only `.compacted` markers, removed. */
+  journalDaysPruned: number;
   /** Closed hours still waiting for compaction (as of the last cycle). */
   pendingHours: number;
   durations: { lastHourMs: number | null; maxHourMs: number | null; meanHourMs: number | null; lastCycleMs: number | null };
@@ -140,7 +142,7 @@ export class CompactionService {
   #hourMsSum = 0;
   readonly #st: CompactionStatus = {
     state: 'stopped', lastRunAt: null, lastRunMs: null, lastSuccessAt: null, nextRunAt: null, hoursCompacted: 0, rowsWritten: 0,
-    daysConsolidated: 0, partitionsPurged: 0, pendingHours: 0,
+    daysConsolidated: 0, partitionsPurged: 0, journalDaysPruned: 0, pendingHours: 0,
     durations: { lastHourMs: null, maxHourMs: null, meanHourMs: null, lastCycleMs: null },
     failures: 0, consecutiveFailures: 0, lastError: null, recentErrors: [],
     disk: { ticksBytes: 0, barsBytes: 0, files: 0, freeBytes: null, measuredAt: null },
@@ -411,6 +413,20 @@ export class CompactionService {
       this.#st.partitionsPurged += r.removed.length;
     } catch (err) {
       errors.push(errorOf(err, `purge before ${cutoff}`, this.#now()));
+    }
+    // The journal's `.compacted` markers (24 tiny files a day) past retention: a day directory that holds
+    // nothing but markers is removed (one with a .tpj left is kept: that hour is still pending).
+    try {
+      for (const day of await readdir(this.journalDir).catch(() => [] as string[])) {
+        if (!DAY_DIR_RE.test(day) || day >= cutoff) continue;
+        const dir = join(this.journalDir, day);
+        const names = await readdir(dir).catch(() => null);
+        if (names === null || !names.every((n) => MARK_RE.test(n))) continue;
+        await rm(dir, { recursive: true, force: true });
+        this.#st.journalDaysPruned++;
+      }
+    } catch (err) {
+      errors.push(errorOf(err, `journal markers before ${cutoff}`, this.#now()));
     }
   }
 
