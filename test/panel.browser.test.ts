@@ -282,6 +282,15 @@ describe('status panel in headless Chromium', () => {
   });
 
   test('without /ws it polls once a second with one request in flight at most, and says offline when the engine fails', async () => {
+    // Sections shaped like the spot checker's, the compaction service's and the Redis sink's status(), and one
+    // the panel has never heard of: each must land on its card; API is missing and must show "—".
+    const now = Date.now();
+    const extra = {
+      spotChecks: { state: 'idle', runs: 3, checked: 3000, matched: 2991, mismatched: 9, skipped: 0, accuracy: 2991 / 3000, goalMet: false, lastRunAt: now - 5000, lastError: null, mismatches: [] },
+      compaction: { state: 'idle', hoursCompacted: 12, pendingHours: 1, failures: 0, consecutiveFailures: 0, disk: { ticksBytes: 3 * 1024 * 1024, barsBytes: 1024 * 1024, files: 40, freeBytes: null, measuredAt: now } },
+      redis: { state: 'reconnecting', lastError: 'connect ECONNREFUSED 127.0.0.1:1', reconnects: 4 },
+      fancyNewThing: { widgets: 7, lastSeenAt: now - 2000 },
+    };
     let inflight = 0;
     let maxInflight = 0;
     let total = 0;
@@ -298,7 +307,7 @@ describe('status panel in headless Chromium', () => {
         if (rc.aborted) return;
         inflight--;
         if (failing) sendError(res, rc, new ApiError(503, 'NOT_READY', 'engine down'));
-        else sendJson(res, rc, 200, engine.status());
+        else sendJson(res, rc, 200, { ...engine.status(), ...extra });
       };
       if (delayMs > 0) setTimeout(answer, delayMs); else answer();
     });
@@ -310,6 +319,14 @@ describe('status panel in headless Chromium', () => {
       await p.goto(`http://127.0.0.1:${srv.port}/status.html`);
       await p.waitForSelector('html[data-ready="1"]', { timeout: 10_000 });
       await until('polling', async () => (await p.locator('#conn').textContent()) === 'polling');
+      const card = async (id: string): Promise<string> => (await p.locator(`#card-${id} .big`).textContent()) ?? '';
+      expect(await card('spot')).toBe('99.70 %accuracy');
+      expect(await p.locator('#card-spot.warn').count()).toBe(1);
+      expect(await card('storage')).toBe('4 MB12 h compacted');
+      expect(await card('redis')).toBe('reconnecting');
+      expect(await p.locator('#card-redis.warn').count()).toBe(1);
+      expect(await card('api')).toBe('—');
+      expect(await p.locator('#card-x-fancyNewThing dd').first().textContent()).toBe('7');
       const t0 = total;
       await p.waitForTimeout(2000);
       expect(total - t0).toBeGreaterThanOrEqual(1);

@@ -138,8 +138,14 @@
   function section(st, paths) {
     for (const p of paths) {
       let cur = st;
-      for (const part of p.split('.')) cur = isObj(cur) ? cur[part] : undefined;
-      if (cur !== undefined && cur !== null) return { path: p, value: cur };
+      let top = null;
+      for (const part of p.split('.')) {
+        if (!isObj(cur)) { cur = undefined; break; }
+        const k = Object.keys(cur).find((x) => x.toLowerCase() === part.toLowerCase());
+        if (top === null) top = k ?? part;
+        cur = k === undefined ? undefined : cur[k];
+      }
+      if (cur !== undefined && cur !== null) return { path: p, top, value: cur };
     }
     return null;
   }
@@ -544,14 +550,18 @@
         }
         if (a === null || !Number.isFinite(a)) return null;
         const pct = a <= 1 ? a * 100 : a;
-        return { text: fmt2.format(pct) + ' %', cls: pct < 99.99 ? 'warn' : '', sub: 'accuracy' };
+        const goal = pick(v, ['goalMet']);
+        const bad = typeof goal === 'boolean' ? !goal : pct < 99.9;
+        return { text: fmt2.format(pct) + ' %', cls: bad ? 'warn' : '', sub: 'accuracy' };
       } },
     { id: 'storage', title: 'Storage', paths: ['storage', 'compaction', 'compactor', 'parquet'],
       head: (v) => {
         const hours = num(pick(v, ['hoursCompacted', 'compactedHours', 'hours']));
-        const disk = num(pick(v, ['diskBytes', 'diskUsedBytes', 'usedBytes', 'bytes', 'totalBytes', 'sizeBytes']));
+        let disk = num(pick(v, ['diskBytes', 'diskUsedBytes', 'usedBytes', 'totalBytes', 'sizeBytes', 'bytes']));
+        const d = isObj(v) ? pick(v, ['disk']) : undefined;
+        if (disk === null && isObj(d)) disk = (num(d.ticksBytes) ?? 0) + (num(d.barsBytes) ?? 0) + (num(d.journalBytes) ?? 0);
         if (hours === null && disk === null) return null;
-        return { text: disk !== null ? bytes(disk) : compact(hours) + ' h', sub: disk !== null && hours !== null ? compact(hours) + ' h compacted' : disk !== null ? 'on disk' : 'compacted' };
+        return { text: disk !== null ? bytes(disk) : compact(hours) + ' h', cls: num(pick(v, ['consecutiveFailures'])) ? 'warn' : '', sub: disk !== null && hours !== null ? compact(hours) + ' h compacted' : disk !== null ? 'on disk' : 'compacted' };
       } },
     { id: 'api', title: 'API', paths: ['api', 'http', 'rest'],
       head: (v) => {
@@ -638,7 +648,7 @@
     for (const d of CARDS) {
       const c = card(d.id, d.title);
       const sec = section(st, d.paths);
-      if (sec) used.add(sec.path.split('.')[0]);
+      if (sec) used.add(sec.top);
       const head = d.head(sec ? sec.value : undefined, st);
       c.big.textContent = head ? head.text : DASH;
       if (head && head.sub) { c.sub.textContent = head.sub; c.big.append(c.sub); }
