@@ -26,6 +26,8 @@ export class FeedDrain implements RecordFeed {
   readonly name: string;
   readonly #reader: RingReader;
   #listeners: RecordListener[] = [];
+  readonly #dropped = new WeakSet<RecordListener>();
+  #droppedAny = false;
   readonly counters: FeedCounters = { records: 0, trades: 0, quotes: 0, gaps: 0, other: 0, listenerErrors: 0 };
   /** Per symbol id: validated trades seen (for status). */
   readonly tradesBySymbol = new Float64Array(65536);
@@ -87,23 +89,29 @@ export class FeedDrain implements RecordFeed {
       else if (kind === RecordKind.GAP) c.gaps++;
       else c.other++;
       for (let k = 0; k < ls.length; k++) {
+        const l = ls[k]!;
+        if (this.#droppedAny && this.#dropped.has(l)) continue;
         try {
-          ls[k]!.onRecord(v, b);
+          l.onRecord(v, b);
         } catch (err) {
-          this.#drop(ls[k]!, err);
+          this.#drop(l, err);
         }
       }
     }
     c.records += n;
     for (let k = 0; k < ls.length; k++) {
-      try { ls[k]!.onBatchEnd(); } catch (err) { this.#drop(ls[k]!, err); }
+      const l = ls[k]!;
+      if (this.#dropped.has(l)) continue;
+      try { l.onBatchEnd(); } catch (err) { this.#drop(l, err); }
     }
     r.release(n);
     this.lastRecordAtMs = Date.now();
   }
 
   #drop(l: RecordListener, err: unknown): void {
-    if (!this.#listeners.includes(l)) return;
+    if (this.#dropped.has(l) || !this.#listeners.includes(l)) return;
+    this.#dropped.add(l);
+    this.#droppedAny = true;
     this.counters.listenerErrors++;
     this.#listeners = this.#listeners.filter((x) => x !== l);
     this.#onListenerError(err);
