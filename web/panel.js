@@ -373,6 +373,7 @@
     if (!names.length) return;
     const empty = body.querySelector('tr.empty');
     if (empty) empty.remove();
+    for (const [name, r] of S.rows) if (!names.includes(name)) { r.tr.remove(); S.rows.delete(name); }
     for (const name of names) {
       const s = stages.get(name) ?? {};
       const ring = isObj(rings[name]) ? rings[name] : null;
@@ -660,14 +661,17 @@
       else { c.kv.replaceChildren(el('dt', '', 'not reported'), el('dd', '', '')); c.keys = '#none'; }
     }
     // Sections this panel does not know yet: shown generically, so new status fields appear.
+    const seen = new Set();
     for (const [k, v] of Object.entries(st)) {
       if (KNOWN_TOP.has(k) || used.has(k) || (!isObj(v) && !Array.isArray(v))) continue;
+      seen.add('x-' + k);
       const c = card('x-' + k, humanKey(k));
       const n = isObj(v) ? Object.keys(v).length : v.length;
       c.big.textContent = Array.isArray(v) ? compact(n) : DASH;
       c.root.className = 'hcard';
       fillKv(c, v, null);
     }
+    for (const [id, c] of S.cards) if (id.startsWith('x-') && !seen.has(id)) { c.root.remove(); S.cards.delete(id); }
   }
 
   function renderErrors(st) {
