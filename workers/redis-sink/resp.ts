@@ -55,10 +55,13 @@ export class RespEncoder {
   /** Start a command of `argc` arguments (`*argc\r\n`). */
   begin(argc: number): void {
     this.#ensure(16);
-    this.buf[this.len++] = 42; // '*'
-    this.len += this.buf.write(String(argc), this.len, 'latin1');
-    this.buf[this.len++] = CRLF0;
-    this.buf[this.len++] = CRLF1;
+    const b = this.buf;
+    let o = this.len;
+    b[o++] = 42; // '*'
+    o = writeDigits(b, o, argc, digits(argc));
+    b[o++] = CRLF0;
+    b[o++] = CRLF1;
+    this.len = o;
     this.commands++;
   }
 
@@ -67,13 +70,15 @@ export class RespEncoder {
     const n = s.length;
     this.#ensure(n + 16);
     const b = this.buf;
-    b[this.len++] = 36; // '$'
-    this.len += b.write(String(n), this.len, 'latin1');
-    b[this.len++] = CRLF0;
-    b[this.len++] = CRLF1;
-    this.len += b.write(s, this.len, 'latin1');
-    b[this.len++] = CRLF0;
-    b[this.len++] = CRLF1;
+    let o = this.#lenHeader(n);
+    if (n < 64) {
+      for (let i = 0; i < n; i++) b[o++] = s.charCodeAt(i);
+    } else {
+      o += b.write(s, o, 'latin1');
+    }
+    b[o++] = CRLF0;
+    b[o++] = CRLF1;
+    this.len = o;
   }
 
   /**
@@ -87,12 +92,78 @@ export class RespEncoder {
     this.commands += commands;
   }
 
-  /** A pre-encoded argument (`$n\r\n…\r\n` bytes made by `encodeArg`). */
-  bytes(pre: Buffer): void {
-    this.#ensure(pre.length);
-    pre.copy(this.buf, this.len);
-    this.len += pre.length;
+  /** Pre-encoded bytes (an argument made by `encodeArg`, or a run of them). A plain loop: these are short. */
+  bytes(pre: Uint8Array): void {
+    const n = pre.length;
+    this.#ensure(n);
+    const b = this.buf;
+    let o = this.len;
+    for (let i = 0; i < n; i++) b[o++] = pre[i]!;
+    this.len = o;
   }
+
+  /** One argument: a non-negative integer below 2^53, written as decimal digits without making a string. */
+  int(x: number): void {
+    const d = digits(x);
+    this.#ensure(d + 8);
+    const b = this.buf;
+    let o = this.#lenHeader(d);
+    o = writeDigits(b, o, x, d);
+    b[o++] = CRLF0;
+    b[o++] = CRLF1;
+    this.len = o;
+  }
+
+  /** One argument `<ms>-<n>` (a stream entry ID) from two non-negative integers below 2^53. */
+  id(ms: number, n: number): void {
+    const dm = digits(ms), dn = digits(n);
+    this.#ensure(dm + dn + 9);
+    const b = this.buf;
+    let o = this.#lenHeader(dm + 1 + dn);
+    o = writeDigits(b, o, ms, dm);
+    b[o++] = 45; // '-'
+    o = writeDigits(b, o, n, dn);
+    b[o++] = CRLF0;
+    b[o++] = CRLF1;
+    this.len = o;
+  }
+
+  /** `$<len>\r\n` at the end; returns the new end (this.len is not moved). */
+  #lenHeader(len: number): number {
+    const b = this.buf;
+    let o = this.len;
+    b[o++] = 36; // '$'
+    o = writeDigits(b, o, len, digits(len));
+    b[o++] = CRLF0;
+    b[o++] = CRLF1;
+    return o;
+  }
+}
+
+/** The integer in `buf[from, to)` (RESP lengths: digits, or -1). */
+function parseLen(buf: Buffer, from: number, to: number): number {
+  if (buf[from] === 45) return -1; // '-1': nil
+  let x = 0;
+  for (let i = from; i < to; i++) x = x * 10 + (buf[i]! - 48);
+  return x;
+}
+
+/** Decimal digits of a non-negative integer below 2^53. */
+function digits(x: number): number {
+  let d = 1;
+  for (let t = x; t >= 10; t = Math.floor(t / 10)) d++;
+  return d;
+}
+
+/** Write the `d` decimal digits of `x` at `o`; returns the end. */
+function writeDigits(b: Buffer, o: number, x: number, d: number): number {
+  let t = x;
+  for (let k = o + d - 1; k >= o; k--) {
+    const q = Math.floor(t / 10);
+    b[k] = 48 + (t - q * 10);
+    t = q;
+  }
+  return o + d;
 }
 
 /** RESP bytes of one argument (any string, UTF-8): for constants, encoded once. */
@@ -200,13 +271,13 @@ export class RespConnection {
       let isError = false;
       let complete = true; // does this element complete a reply (or an array element)?
       if (type === 36) { // '$' bulk string
-        const n = Number(buf.toString('latin1', pos + 1, lineEnd - 1));
+        const n = parseLen(buf, pos + 1, lineEnd - 1);
         if (n >= 0) {
           if (end < next + n + 2) break; // body not here yet
           next += n + 2;
         }
       } else if (type === 42) { // '*' array
-        const n = Number(buf.toString('latin1', pos + 1, lineEnd - 1));
+        const n = parseLen(buf, pos + 1, lineEnd - 1);
         if (n > 0) { this.#arrays.push(n); complete = false; }
       } else if (type === 45) { // '-' error
         isError = true;

@@ -162,11 +162,11 @@ export class RedisSink {
   readonly #symbolArg: Buffer[] = [];
   readonly #srcArg: Buffer[] = [];
   readonly #channelArg: Buffer[] = [];
-  /** RESP text up to the MINID threshold: `*22 XADD <key> MINID ~` (per symbol). */
-  readonly #xaddHead: string[] = [];
-  /** RESP text of `source <name>` (per source), and of `*3 PUBLISH <channel>`. */
-  readonly #sourceTail: string[] = [];
-  readonly #publishHead: string[] = [];
+  /** RESP bytes up to the MINID threshold: `*22 XADD <key> MINID ~` (per symbol). */
+  readonly #xaddHead: Buffer[] = [];
+  /** RESP bytes of `source <name>` (per source), and of `*3 PUBLISH <channel>`. */
+  readonly #sourceTail: Buffer[] = [];
+  readonly #publishHead: Buffer[] = [];
 
   // per symbol id (index = id): stream's last ID (ms, n) as the sink knows it, discard watermark, journal progress
   readonly #lastMs: Float64Array;
@@ -560,7 +560,8 @@ export class RedisSink {
     const nowMs = this.#now();
     const horizonUs = (nowMs - this.#retentionMs) * 1000;
     const minId = String(Math.floor(nowMs - this.#retentionMs));
-    const minPart = `$${minId.length}\r\n${minId}\r\n`;
+    const minArg = encodeArg(minId);
+    const A = this.#A;
     const publish = live && this.#publish;
     let trades = 0, skipped = 0, expired = 0, unknown = 0, ignored = 0, quotes = 0, published = 0;
     let newest = batch.newestTsMicros;
@@ -595,24 +596,27 @@ export class RedisSink {
       const price = f64[(b + 16) >> 3]!;
       const size = u32[(b + 40) >> 2]!;
       const flags = u32[(b + 44) >> 2]!;
-      const side = (flags & TradeFlag.SIDE_BUY) !== 0 ? SIDE_B : (flags & TradeFlag.SIDE_SELL) !== 0 ? SIDE_S : EMPTY;
+      const sideBuy = (flags & TradeFlag.SIDE_BUY) !== 0;
+      const sideSell = !sideBuy && (flags & TradeFlag.SIDE_SELL) !== 0;
       if (this.#srcArg[src] === undefined) this.#sourceName(src);
       const ps = price === price ? String(price) : EMPTY;
-      const ss = String(size);
-      const bs = numStr(f64[(b + 24) >> 3]!);
-      const as = numStr(f64[(b + 32) >> 3]!);
-      const qs = String(seq);
-      const tss = String(ts);
-      const id = `${ms}-${n}`;
-      // XADD key MINID ~ minid id price P size S bid B ask A side X seq Q ts_us T source SRC, as one RESP string
-      let cmd = `${this.#xaddHead[sym]!}${minPart}$${id.length}\r\n${id}\r\n$5\r\nprice\r\n$${ps.length}\r\n${ps}\r\n$4\r\nsize\r\n$${ss.length}\r\n${ss}\r\n$3\r\nbid\r\n$${bs.length}\r\n${bs}\r\n$3\r\nask\r\n$${as.length}\r\n${as}\r\n$4\r\nside\r\n$${side.length}\r\n${side}\r\n$3\r\nseq\r\n$${qs.length}\r\n${qs}\r\n$5\r\nts_us\r\n$${tss.length}\r\n${tss}\r\n${this.#sourceTail[src]!}`;
+      // XADD key MINID ~ minid id price P size S bid B ask A side X seq Q ts_us T source SRC
+      p.bytes(this.#xaddHead[sym]!); p.bytes(minArg);
+      p.id(ms, n);
+      p.bytes(A.price); p.str(ps);
+      p.bytes(A.size); p.int(size);
+      p.bytes(A.bid); p.str(numStr(f64[(b + 24) >> 3]!));
+      p.bytes(A.ask); p.str(numStr(f64[(b + 32) >> 3]!));
+      p.bytes(A.side); p.bytes(sideBuy ? A.B : sideSell ? A.S : A.none);
+      p.bytes(A.seq); p.int(seq);
+      p.bytes(A.ts_us); if (ts === Math.floor(ts) && ts < 9e15) p.int(ts); else p.str(String(ts));
+      p.bytes(this.#sourceTail[src]!);
+      p.commands++;
       if (publish) {
-        const json = `{"symbol":${this.#symbolJson[sym]!},"price":${ps === EMPTY ? 'null' : ps},"size":${ss},"side":"${side}","timestamp":"${this.#iso(ts)}","ts_ms":${ms},"source":"${this.#srcName[src]!}"}`;
-        cmd += `${this.#publishHead[src]!}$${json.length}\r\n${json}\r\n`;
-        p.raw(cmd, 2);
+        p.bytes(this.#publishHead[src]!);
+        p.str(`{"symbol":${this.#symbolJson[sym]!},"price":${ps === EMPTY ? 'null' : ps},"size":${size},"side":"${sideBuy ? SIDE_B : sideSell ? SIDE_S : EMPTY}","timestamp":"${this.#iso(ts)}","ts_ms":${ms},"source":"${this.#srcName[src]!}"}`);
+        p.commands++;
         published++;
-      } else {
-        p.raw(cmd, 1);
       }
       trades++;
       if (ts > newest) newest = ts;
@@ -704,8 +708,8 @@ export class RedisSink {
     this.#srcArg[src] = encodeArg(name);
     const channel = `${this.#prefix}market_data:${name}:trades`;
     this.#channelArg[src] = encodeArg(channel);
-    this.#sourceTail[src] = `$6\r\nsource\r\n$${name.length}\r\n${name}\r\n`;
-    this.#publishHead[src] = `*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n`;
+    this.#sourceTail[src] = Buffer.from(`$6\r\nsource\r\n$${name.length}\r\n${name}\r\n`, 'latin1');
+    this.#publishHead[src] = Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n`, 'latin1');
     return name;
   }
 
@@ -748,7 +752,7 @@ export class RedisSink {
     this.#streamKey[id] = `${this.#prefix}ticks:${sym}`;
     this.#streamKeyArg[id] = encodeArg(this.#streamKey[id]);
     const key = this.#streamKey[id];
-    this.#xaddHead[id] = `*22\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n$5\r\nMINID\r\n$1\r\n${this.#trim}\r\n`;
+    this.#xaddHead[id] = Buffer.from(`*22\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n$5\r\nMINID\r\n$1\r\n${this.#trim}\r\n`, 'latin1');
     this.#latestKeyArg[id] = encodeArg(`${this.#prefix}latest:${sym}`);
     this.#symbolArg[id] = encodeArg(sym);
   }
