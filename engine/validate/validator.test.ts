@@ -132,9 +132,13 @@ describe('Validator rules', () => {
     expect(val.pendingGaps).toBe(0);
     writeGap(v, 0, 1, 1, 0, T0 + 5, T0 + 6, GapKind.FILE_RESET, 12, 0, 0);
     expect(val.check(v, 0)).toBe(0);
-    check(val, { seq: 0, ts: T0 + 7, price: 21002 });
+    // the replaced file from its start: what is older than the newest kept is known already
+    expect(check(val, { seq: 0, ts: T0 })).toBe(RejectReason.REPLAYED);
+    expect(check(val, { seq: 1, ts: T0 + 1, n: 3 })).toBe(RejectReason.REPLAYED);
+    expect(check(val, { seq: 4, ts: T0 + 5 })).toBe(RejectReason.DUPLICATE); // at the newest time: by content
+    check(val, { seq: 5, ts: T0 + 7, price: 21002 });
     expect(val.pendingGaps).toBe(0);
-    expect(val.counters()).toMatchObject({ gap_sequence: 1, file_resets: 1 });
+    expect(val.counters()).toMatchObject({ gap_sequence: 1, file_resets: 1, file_reset_skipped: 2 });
   });
 
   test('time gaps count only in-session silence: not across the daily break or the weekend', () => {

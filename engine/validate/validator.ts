@@ -22,6 +22,7 @@
  * | trade price off the reference by more than `spikeBandFraction` | keep, V_SPIKE |
  * | bid/ask not on the tick grid | keep, V_OFF_TICK |
  * | first record after the lane was declared stale ({@link Validator.checkStale}) | keep, V_STALE |
+ * | after a FILE_RESET (file replaced, read again from its start): older than the newest kept before it | reject REPLAYED (do not quarantine) |
  *
  * Duplicates: for a file source the header seq is the record index in the file, so a record repeated in
  * the file has another seq; the duplicate key is therefore the content (source, symbol, time, price,
@@ -143,7 +144,8 @@ const C_GAP_TIME = 18;
 const C_GAP_DROPPED = 19;
 const C_STALE_EVENTS = 20;
 const C_FILE_RESETS = 21;
-const C_COUNT = 22;
+const C_RESYNC_SKIPPED = 22;
+const C_COUNT = 23;
 
 const GAP_QUEUE = 256;
 const DEFAULT_MIN_TS = 946_684_800_000_000; // 2000-01-01
@@ -189,6 +191,7 @@ export class Validator {
   readonly #stale: Uint8Array;
   readonly #lastResetTs: Float64Array;
   readonly #lastResetExpected: Float64Array;
+  readonly #resync: Float64Array; // after a live FILE_RESET: records older than this were kept already (NaN: none)
   // recent kept records per lane (circular)
   readonly #recTs: Float64Array;
   readonly #recPrice: Float64Array;
@@ -241,6 +244,7 @@ export class Validator {
     this.#stale = new Uint8Array(L);
     this.#lastResetTs = new Float64Array(L).fill(NaN);
     this.#lastResetExpected = new Float64Array(L).fill(NaN);
+    this.#resync = new Float64Array(L).fill(NaN);
     const R = L * this.#recentN;
     this.#recTs = new Float64Array(R);
     this.#recPrice = new Float64Array(R);
@@ -280,6 +284,12 @@ export class Validator {
       this.#floor[lane] = -1;
     }
     if (this.#skip !== null && this.#skip.has(lane * 4294967296 + seq)) return this.#reject(RejectReason.REPLAYED);
+    // a replaced file read again from its start: what is older than the newest kept before the reset was seen
+    const rs = this.#resync[lane]!;
+    if (rs === rs) {
+      if (ts < rs) { this.#counters[C_RESYNC_SKIPPED]!++; return this.#reject(RejectReason.REPLAYED); }
+      this.#resync[lane] = NaN;
+    }
 
     // sequence and time gaps: every record consumed its index, whatever its verdict
     this.#trackGaps(lane, src, sym, seq, ts, (v.u32[(b + Off.NUM_TRADES) >> 2] ?? 1) || 1);
@@ -453,6 +463,7 @@ export class Validator {
     o.gaps_dropped = c[C_GAP_DROPPED]!;
     o.stale_events = c[C_STALE_EVENTS]!;
     o.file_resets = c[C_FILE_RESETS]!;
+    o.file_reset_skipped = c[C_RESYNC_SKIPPED]!;
     return o;
   }
 
@@ -484,8 +495,12 @@ export class Validator {
     // holds already, from an older checkpoint: the floor (the new file's position) stays.
     if (this.#floor[lane]! >= 0) return 0;
     this.#nextSeq[lane] = -1;
-    // a replaced file is read again from its start: what was kept is recognised by content up to the
-    // newest kept time (duplicates); the reorder window must not reject it as out of order
+    // A replaced file is read again from its start (Sierra rewrote it, e.g. after a re-download): its
+    // records older than the newest kept one were kept already; they are answered REPLAYED (not
+    // quarantined as out of order) until the file reaches that time. Records at that very time go
+    // through the duplicate check.
+    const last = this.#lastTs[lane]!;
+    if (last > -Infinity) this.#resync[lane] = last;
     return 0;
   }
 
