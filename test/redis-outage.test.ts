@@ -119,4 +119,55 @@ describe('Redis outage', () => {
     expect(errors.some((e) => e.startsWith('ENGINE_ERR_TIMEOUT')), errors.join('\n')).toBe(true); // the frozen server stalled a batch
     expect(errors.some((e) => /connection .* lost/.test(e))).toBe(true);
   });
+
+  it('Redis paused (it keeps its data): stalled batches, hold-buffer overflow, then a journal catch-up to the watermark; no journal: counted as lost', async () => {
+    const port = await freePort();
+    const server = new RedisProcess(port);
+    await server.start();
+    cleanups.push(() => server.stop());
+    const dataDir = mkdtempSync(join(tmpdir(), 'tp-redis-pause-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const { registry, ids } = makeRegistry(['MNQZ25', 'NQZ25']);
+    const feeder = new RecordFeeder({ dataDir, slots: 512 });
+    cleanups.push(() => feeder.close());
+    const sink = new RedisSink({ ring: feeder.ring, registry: registry.buffer, redisUrl: server.url, dataDir, holdRecords: 1024, stallMs: 200, redisOptions: { retryStrategy: () => 50 } });
+    const running = sink.run();
+    cleanups.push(async () => { await sink.stop(); await running; });
+    const admin = new Redis(server.url, { retryStrategy: () => 50 });
+    admin.on('error', () => undefined);
+    cleanups.push(() => admin.disconnect());
+    const trades = makeTrades(12_000, ids, Date.now(), 1, 4);
+    await feeder.push(trades.slice(0, 3000));
+    await waitFor(() => sink.status().sent === 3000 && sink.state === 'live', 20_000, 'first 3000');
+    const catchUpsBefore = sink.status().catchUps;
+    await admin.client('PAUSE', '1500', 'WRITE');
+    await feeder.push(trades.slice(3000, 9000)); // 6000 > ring + hold while writes are paused
+    await waitFor(() => sink.state !== 'live', 10_000, 'not live while paused');
+    await waitFor(() => sink.status().dropped > 0, 10_000, 'hold overflow');
+    await feeder.push(trades.slice(9000));
+    await waitFor(() => sink.status().sent === 12_000 && sink.state === 'live', 30_000, 'all 12000');
+    for (const [i, s] of ['MNQZ25', 'NQZ25'].entries()) {
+      const got = (await admin.xrange(`ticks:${s}`, '-', '+')).map((e) => e[0]);
+      expect(got).toEqual(trades.filter((t) => t.symbolId === ids[i]).map(idOf));
+    }
+    expect(sink.status().catchUps).toBeGreaterThan(catchUpsBefore);
+    expect(sink.status().lost).toBe(0);
+
+    // the same without a journal: what the hold buffer let go is counted as lost, and the sink goes on
+    const f2 = new RecordFeeder({ slots: 256 });
+    const s2 = new RedisSink({ ring: f2.ring, registry: registry.buffer, redisUrl: server.url, keyPrefix: 'nojournal:', holdRecords: 256, stallMs: 200, redisOptions: { retryStrategy: () => 50 } });
+    const r2 = s2.run();
+    cleanups.push(async () => { await s2.stop(); await r2; });
+    await waitFor(() => s2.state === 'live', 10_000, 'second sink live');
+    const t2 = makeTrades(4000, ids, Date.now() + 2000, 1, 4);
+    await admin.client('PAUSE', '1000', 'WRITE');
+    await f2.push(t2.slice(0, 3000));
+    await waitFor(() => s2.status().dropped > 0, 10_000, 'overflow without journal');
+    await f2.push(t2.slice(3000));
+    await waitFor(() => s2.state === 'live' && s2.status().lagRecords === 0 && s2.status().lost > 0, 20_000, 'lost counted');
+    const st = s2.status();
+    expect(st.sent + st.lost).toBeGreaterThanOrEqual(4000 - st.skippedDuplicate);
+    expect(st.lost).toBe(st.dropped);
+    expect(await admin.xlen('nojournal:ticks:MNQZ25') + await admin.xlen('nojournal:ticks:NQZ25')).toBe(st.sent);
+  });
 });
