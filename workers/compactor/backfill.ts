@@ -104,41 +104,61 @@ export interface BackfillHooks {
   onKept?: (views: SlotViews, b: number) => void;
 }
 
-/** Growable columns of one hour. */
+/** Growable columns of one hour (typed arrays as plain fields: monomorphic access in the per-tick push). */
 class HourAcc {
   readonly hour: number;
   n = 0;
-  cols: TickColumns & { srcIndex: Uint32Array };
+  cap: number;
+  ts: Float64Array;
+  price: Float64Array;
+  bid: Float64Array;
+  ask: Float64Array;
+  size: Uint32Array;
+  flags: Uint32Array;
+  seq: Uint32Array;
+  src: Uint32Array;
   quarantine: string[] = [];
   gaps: string[] = [];
-  constructor(hour: number, cap = 65_536) {
+  constructor(hour: number, cap = 65_536, reuse: HourAcc | null = null) {
     this.hour = hour;
-    this.cols = HourAcc.alloc(cap);
+    if (reuse !== null) {
+      // the columns of an hour already written: no new allocation (and no page faults) for this one
+      this.cap = reuse.cap;
+      this.ts = reuse.ts; this.price = reuse.price; this.bid = reuse.bid; this.ask = reuse.ask;
+      this.size = reuse.size; this.flags = reuse.flags; this.seq = reuse.seq; this.src = reuse.src;
+      return;
+    }
+    this.cap = cap;
+    this.ts = new Float64Array(cap); this.price = new Float64Array(cap); this.bid = new Float64Array(cap); this.ask = new Float64Array(cap);
+    this.size = new Uint32Array(cap); this.flags = new Uint32Array(cap); this.seq = new Uint32Array(cap); this.src = new Uint32Array(cap);
   }
-  static alloc(cap: number): TickColumns & { srcIndex: Uint32Array } {
-    return {
-      tsMicros: new Float64Array(cap), price: new Float64Array(cap), bid: new Float64Array(cap), ask: new Float64Array(cap),
-      size: new Uint32Array(cap), flags: new Uint32Array(cap), seq: new Uint32Array(cap), srcIndex: new Uint32Array(cap),
-    };
+  /** The columns for writeHourParquet (no copy). */
+  get cols(): TickColumns {
+    return { tsMicros: this.ts, price: this.price, bid: this.bid, ask: this.ask, size: this.size, flags: this.flags, seq: this.seq, srcIndex: this.src };
+  }
+  #grow(): void {
+    const cap = this.cap * 2;
+    const f = (a: Float64Array): Float64Array => { const x = new Float64Array(cap); x.set(a); return x; };
+    const u = (a: Uint32Array): Uint32Array => { const x = new Uint32Array(cap); x.set(a); return x; };
+    this.ts = f(this.ts); this.price = f(this.price); this.bid = f(this.bid); this.ask = f(this.ask);
+    this.size = u(this.size); this.flags = u(this.flags); this.seq = u(this.seq); this.src = u(this.src);
+    this.cap = cap;
   }
   push(v: SlotViews, b: number): void {
-    if (this.n === this.cols.tsMicros.length) {
-      const old = this.cols;
-      const next = HourAcc.alloc(old.tsMicros.length * 2);
-      next.tsMicros.set(old.tsMicros); next.price.set(old.price); next.bid.set(old.bid); next.ask.set(old.ask);
-      next.size.set(old.size); next.flags.set(old.flags); next.seq.set(old.seq); next.srcIndex.set(old.srcIndex);
-      this.cols = next;
-    }
-    const c = this.cols;
+    if (this.n === this.cap) this.#grow();
     const i = this.n++;
-    c.tsMicros[i] = v.f64[(b + TS_MICROS_BYTE) >> 3] as number;
-    c.price[i] = v.f64[(b + TRADE_PRICE_BYTE) >> 3] as number;
-    c.bid[i] = v.f64[(b + TRADE_BID_BYTE) >> 3] as number;
-    c.ask[i] = v.f64[(b + TRADE_ASK_BYTE) >> 3] as number;
-    c.size[i] = v.u32[(b + TRADE_SIZE_BYTE) >> 2] as number;
-    c.flags[i] = v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number;
-    c.seq[i] = v.u32[(b + SEQ_BYTE) >> 2] as number;
-    c.srcIndex[i] = v.u32[(b + TRADE_SRC_INDEX_BYTE) >> 2] as number;
+    const f64 = v.f64;
+    const u32 = v.u32;
+    const q = b >> 3;
+    const w = b >> 2;
+    this.ts[i] = f64[q + (TS_MICROS_BYTE >> 3)] as number;
+    this.price[i] = f64[q + (TRADE_PRICE_BYTE >> 3)] as number;
+    this.bid[i] = f64[q + (TRADE_BID_BYTE >> 3)] as number;
+    this.ask[i] = f64[q + (TRADE_ASK_BYTE >> 3)] as number;
+    this.size[i] = u32[w + (TRADE_SIZE_BYTE >> 2)] as number;
+    this.flags[i] = u32[w + (TRADE_FLAGS_BYTE >> 2)] as number;
+    this.seq[i] = u32[w + (SEQ_BYTE >> 2)] as number;
+    this.src[i] = u32[w + (TRADE_SRC_INDEX_BYTE >> 2)] as number;
   }
 }
 
@@ -242,10 +262,15 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
   let newestKept = Number.NEGATIVE_INFINITY;
 
   let capHint = 65_536;
+  /** Columns of written hours, reused for the next ones. */
+  const spare: HourAcc[] = [];
+  /** The hour being filled (skips the map lookup per tick); reset when an hour is handed to the writer. */
+  let cur: HourAcc | null = null;
+  let curHour = Number.NaN;
   const accFor = (hour: number): HourAcc => {
     let a = hours.get(hour);
     if (a === undefined) {
-      a = new HourAcc(hour, capHint);
+      a = new HourAcc(hour, capHint, spare.pop() ?? null);
       hours.set(hour, a);
     }
     return a;
@@ -293,12 +318,16 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
   let writes: Promise<void> = Promise.resolve();
   let pendingWrites = 0;
   const enqueue = (a: HourAcc, markDone: boolean): void => {
+    if (a === cur) { cur = null; curHour = Number.NaN; }
     hours.delete(a.hour);
     flushed.add(a.hour);
     pendingWrites++;
     // the next hour is probably as big: start its columns at that size (fewer regrowth copies)
     capHint = Math.max(65_536, Math.min(1 << 24, a.n + (a.n >> 3)));
-    writes = writes.then(() => flushHour(a, markDone)).finally(() => { pendingWrites--; });
+    writes = writes.then(() => flushHour(a, markDone)).finally(() => {
+      pendingWrites--;
+      if (spare.length < 2) spare.push(a); // flushHour is done with the columns (DuckDB copied them into the file)
+    });
   };
   const flushComplete = async (): Promise<void> => {
     const ready: HourAcc[] = [];
@@ -315,6 +344,15 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
     const header = readScidHeader(head, task.file, size);
     const records = Math.floor((size - header.headerBytes) / SCID_RECORD_BYTES);
     const index = Number.isFinite(startUs) ? firstRecordAtOrAfter(fd, header, records, startUs) : 0;
+    // First hour's columns sized from the file's mean records per hour (later hours: from the previous one).
+    if (records > 0) {
+      const buf = new Uint8Array(8);
+      const legacy = Number.isNaN(recordTime(fd, header, 0, buf, false)) && !Number.isNaN(recordTime(fd, header, 0, buf, true));
+      const first = recordTime(fd, header, index, buf, legacy);
+      const last = recordTime(fd, header, records - 1, buf, legacy);
+      const hoursSpanned = last >= first ? Math.floor(last / MICROS_PER_HOUR) - Math.floor(first / MICROS_PER_HOUR) + 1 : 1;
+      capHint = Math.max(65_536, Math.min(1 << 24, Math.ceil(((records - index) / hoursSpanned) * 1.25)));
+    }
     const sab = createRing({ slotCount: RING_SLOTS, slotBytes: RECORD_SLOT_BYTES });
     const writer = RingWriter.attach(sab);
     const reader = RingReader.attach(sab);
@@ -368,7 +406,11 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
           const hour = ts - (ts % MICROS_PER_HOUR);
           if (verdict === 0) {
             res.kept++;
-            accFor(hour).push(v, b);
+            if (hour !== curHour || cur === null) {
+              cur = accFor(hour);
+              curHour = hour;
+            }
+            cur.push(v, b);
             if (ts > newestKept) newestKept = ts;
             hooks.onKept?.(v, b);
           } else if (verdict !== RejectReason.REPLAYED) {
