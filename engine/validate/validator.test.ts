@@ -97,6 +97,9 @@ describe('Validator rules', () => {
     expect(check(val, { ts: T0 + 1, price: 21001 })).toBe(0);
     expect(verdictNames(readU32(v, 0, FLAGS))).toEqual(['outside_quote']);
     expect(val.counters()).toMatchObject({ flag_crossed: 1, flag_outside_quote: 1, kept: 2 });
+    // a sweep's later sub-trades walk past the quote: not flagged
+    expect(check(val, { ts: T0 + 2, price: 21001, flags: TradeFlag.SIDE_BUY | TradeFlag.SUB_LAST })).toBe(0);
+    expect(readU32(v, 0, FLAGS) & TradeFlag.V_OUTSIDE_QUOTE).toBe(0);
   });
 
   test('spike band: flagged; the reference follows after spikeConfirm consecutive spikes', () => {

@@ -18,7 +18,7 @@
  * | older than the newest kept time of (source, symbol) by more than `reorderWindowMicros` | reject OUT_OF_ORDER |
  * | older, but inside the reorder window | keep, V_OUT_OF_ORDER |
  * | bid > ask | keep, V_CROSSED |
- * | trade price outside [bid, ask] | keep, V_OUTSIDE_QUOTE |
+ * | trade price outside [bid, ask] (not for a sweep's later sub-trades or a merged bundle) | keep, V_OUTSIDE_QUOTE |
  * | trade price off the reference by more than `spikeBandFraction` | keep, V_SPIKE |
  * | bid/ask not on the tick grid | keep, V_OFF_TICK |
  * | first record after the lane was declared stale ({@link Validator.checkStale}) | keep, V_STALE |
@@ -133,6 +133,7 @@ const enum Off {
 }
 /* eslint-enable @typescript-eslint/no-duplicate-enum-values */
 const SIDE_BITS = TradeFlag.SIDE_BUY | TradeFlag.SIDE_SELL;
+const SWEEP_BITS = TradeFlag.SUB_MIDDLE | TradeFlag.SUB_LAST | TradeFlag.MERGED_BUNDLE;
 
 // counter slots
 const C_CHECKED = 0;
@@ -330,7 +331,8 @@ export class Validator {
 
     if (bid === bid && ask === ask) {
       if (bid > ask) verdict |= TradeFlag.V_CROSSED;
-      else if (isTrade && (price < bid || price > ask)) verdict |= TradeFlag.V_OUTSIDE_QUOTE;
+      // sub-trades after the first of a sweep walk the book past the quote recorded with them: expected
+      else if (isTrade && (price < bid || price > ask) && (flags0 & SWEEP_BITS) === 0) verdict |= TradeFlag.V_OUTSIDE_QUOTE;
     }
     if ((bid === bid && !onGrid(bid, tick)) || (ask === ask && !onGrid(ask, tick))) verdict |= TradeFlag.V_OFF_TICK;
     if (isTrade && this.#band > 0) verdict |= this.#spike(lane, price);
