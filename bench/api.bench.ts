@@ -17,7 +17,7 @@
  * Run alone: `node --import tsx bench/run.ts --only api [--quick]`.
  */
 import { spawn, execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -159,9 +159,10 @@ async function writeHistory(dir: string, ticks: number, days: number): Promise<v
   }
 }
 
-async function timeGet(url: string, key: string, runs: number): Promise<{ worst: number; median: number; bytes: number }> {
+async function timeGet(url: string, key: string, runs: number): Promise<{ worst: number; median: number; bytes: number; body: ArrayBuffer }> {
   const times: number[] = [];
   let bytes = 0;
+  let last = new ArrayBuffer(0);
   for (let i = 0; i < runs; i++) {
     const a = performance.now();
     const r = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
@@ -169,9 +170,26 @@ async function timeGet(url: string, key: string, runs: number): Promise<{ worst:
     if (r.status !== 200) throw new Error(`${url}: ${r.status} ${Buffer.from(body).toString().slice(0, 200)}`);
     times.push(performance.now() - a);
     bytes = body.byteLength;
+    last = body;
   }
   times.sort((x, y) => x - y);
-  return { worst: times[times.length - 1] as number, median: times[Math.floor(times.length / 2)] as number, bytes };
+  return { worst: times[times.length - 1] as number, median: times[Math.floor(times.length / 2)] as number, bytes, body: last };
+}
+
+/** Rows of a Parquet answer and how many are out of time order (must be 0): the figures mean nothing otherwise. */
+async function checkParquet(dir: string, body: ArrayBuffer, key: 'ts'): Promise<{ rows: number; disorder: number }> {
+  const file = join(dir, 'answer.parquet');
+  writeFileSync(file, Buffer.from(body));
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  try {
+    const r = await c.runAndReadAll(`SELECT count(*)::DOUBLE, count(*) FILTER (WHERE ${key} < prev)::DOUBLE FROM (SELECT ${key}, lag(${key}) OVER () AS prev FROM read_parquet('${file}'))`);
+    const row = r.getRowsJS()[0] ?? [0, 0];
+    return { rows: Number(row[0]), disorder: Number(row[1]) };
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
 }
 
 async function historyBench(quick: boolean, deps: ApiDeps, key: string): Promise<BenchResult[]> {
@@ -187,11 +205,15 @@ async function historyBench(quick: boolean, deps: ApiDeps, key: string): Promise
     // open the DuckDB pool and warm the file metadata cache (not timed)
     await timeGet(`${base}&start_time=${DAY}T00:00:00Z&end_time=${DAY}T00:01:00Z&format=parquet`, key, 1);
     const day = await timeGet(`${base}&start_time=${DAY}T00:00:00Z&end_time=${DAY}T23:59:59.999999Z&format=parquet`, key, runs);
+    const dayCheck = await checkParquet(deps.dataDir, day.body, 'ts');
+    if (dayCheck.rows !== ticks || dayCheck.disorder !== 0) throw new Error(`day answer: ${dayCheck.rows} rows (want ${ticks}), ${dayCheck.disorder} out of order`);
     out.push({ name: `historical: one day of raw ticks (${ticks / 1e6} M rows) as Parquet over HTTP (target < 1 s)`, unit: 'ms (median)', value: sig(day.median), p50: sig(day.median), max: sig(day.worst), baseline: `${(day.bytes / 1e6).toFixed(1)} MB answer` });
     const endBars = Date.parse(`${DAY}T00:00:00Z`) + 86_400_000;
     const startBars = new Date(endBars - days * 86_400_000).toISOString();
     const endIso = new Date(endBars).toISOString();
     const barsPq = await timeGet(`${base}&start_time=${startBars}&end_time=${endIso}&interval=1m&format=parquet`, key, runs);
+    const barsCheck = await checkParquet(deps.dataDir, barsPq.body, 'ts');
+    if (barsCheck.rows !== days * 1440 || barsCheck.disorder !== 0) throw new Error(`bars answer: ${barsCheck.rows} rows (want ${days * 1440}), ${barsCheck.disorder} out of order`);
     out.push({ name: `historical: ${days} days of 1-minute bars (${days * 1440} bars) as Parquet over HTTP (target < 500 ms for a year)`, unit: 'ms (median)', value: sig(barsPq.median), p50: sig(barsPq.median), max: sig(barsPq.worst) });
     const barsJson = await timeGet(`${base}&start_time=${startBars}&end_time=${endIso}&interval=1m&format=json`, key, runs);
     out.push({ name: `historical: ${days} days of 1-minute bars as JSON (streamed) over HTTP`, unit: 'ms (median)', value: sig(barsJson.median), p50: sig(barsJson.median), max: sig(barsJson.worst) });

@@ -152,8 +152,6 @@ export class DuckPool {
     for (let i = 0; i < n; i++) {
       const conn = await instance.connect();
       await conn.run(`SET TimeZone = 'UTC'`);
-      // historical answers rely on it: files in time order, each sorted, come out in that order (hist-plan.ts)
-      await conn.run('SET preserve_insertion_order = true');
       const st = new ScanState();
       const name = `api_hot_scan_${i}`;
       conn.registerTableFunction(DuckDBTableFunction.create({

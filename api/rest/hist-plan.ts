@@ -159,11 +159,10 @@ export function tickSql(p: TickPlan, hotScan: string, sourceList: string, forPar
   const cols = forParquet
     ? `ts, epoch_ms(ts) AS ts_ms, price, size, bid, ask, side, source, seq, flags`
     : `epoch_us(ts)::DOUBLE AS ts_us, price, size::DOUBLE AS size, bid, ask, side, source, seq::DOUBLE AS seq, flags::DOUBLE AS flags`;
-  // No ORDER BY: a global sort of a million rows costs more than the rest of the query. The order comes from
-  // the inputs, kept by DuckDB's preserve_insertion_order (set on every pool connection): the Parquet files
-  // are listed in time order and each is sorted by (ts, seq) (compactor), the UNION ALL children run in
-  // order, and the hot rows come in window order. test/api-historical.test.ts compares exact order.
-  return `SELECT ${cols} FROM (${parts.join(' UNION ALL ')})`;
+  // An explicit sort: DuckDB does not keep the order of a multi-file read_parquet (measured: whole files come
+  // out of place under parallel scans, even with preserve_insertion_order), and sorting already-sorted
+  // input costs little next to reading it. bench/api.bench.ts checks the order of a large answer.
+  return `SELECT ${cols} FROM (${parts.join(' UNION ALL ')}) ORDER BY part, ts, k`;
 }
 
 export interface BarPlan extends TickPlan {
@@ -224,16 +223,17 @@ export function barSql(p: BarPlan, hotScan: string, forParquet: boolean): string
     `CASE WHEN flags & ${SIDE_MASK} = ${TradeFlag.SIDE_SELL} THEN size ELSE 0 END::DOUBLE AS sell_volume, price * size AS pv ` +
     `FROM ${hotScan}() WHERE NOT isnan(price)`);
   const b = p.bucketUs;
-  const directSql = direct
-    ? `SELECT epoch_us(ts) AS bucket, open, high, low, close, volume::DOUBLE AS volume, trades::DOUBLE AS trades, buy_volume::DOUBLE AS buy_volume, ` +
-      `sell_volume::DOUBLE AS sell_volume, vwap FROM ${readParquet(p.barFiles)} WHERE ts >= ${tsLit(p.barFromUs)} AND ts < ${tsLit(p.barToUs)} UNION ALL `
-    : '';
-  const agg = `${directSql}SELECT (t // ${b}) * ${b} AS bucket, first(open ORDER BY t, part, k) AS open, max(high) AS high, min(low) AS low, ` +
+  const agg = `SELECT (t // ${b}) * ${b} AS bucket, first(open ORDER BY t, part, k) AS open, max(high) AS high, min(low) AS low, ` +
     `last(close ORDER BY t, part, k) AS close, sum(volume) AS volume, sum(trades) AS trades, sum(buy_volume) AS buy_volume, ` +
     `sum(sell_volume) AS sell_volume, CASE WHEN sum(volume) > 0 THEN sum(pv) / sum(volume) END AS vwap FROM (${parts.join(' UNION ALL ')}) GROUP BY 1`;
   const cols = forParquet
     ? `make_timestamptz(bucket) AS ts, (bucket // 1000) AS ts_ms, open, high, low, close, volume::BIGINT AS volume, trades::BIGINT AS trades, buy_volume::BIGINT AS buy_volume, sell_volume::BIGINT AS sell_volume, vwap`
     : `bucket::DOUBLE AS ts_us, open, high, low, close, volume, trades, buy_volume, sell_volume, vwap`;
-  return `SELECT ${cols} FROM (${agg}) ORDER BY bucket`;
+  if (!direct) return `SELECT ${cols} FROM (${agg}) ORDER BY bucket`;
+  // 1-minute bars from bar files: their rows are the answer as they are; only the tick-made bars before and
+  // after them are aggregated (no bucket is shared between the two). One sort over the whole (see tickSql).
+  const fileRows = `SELECT epoch_us(ts) AS bucket, open, high, low, close, volume::DOUBLE AS volume, trades::DOUBLE AS trades, buy_volume::DOUBLE AS buy_volume, ` +
+    `sell_volume::DOUBLE AS sell_volume, vwap FROM ${readParquet(p.barFiles)} WHERE ts >= ${tsLit(p.barFromUs)} AND ts < ${tsLit(p.barToUs)}`;
+  return `SELECT ${cols} FROM (${fileRows} UNION ALL ${agg}) ORDER BY bucket`;
 }
 
