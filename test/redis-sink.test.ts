@@ -133,13 +133,14 @@ describe('RedisSink: streams, latest hash, publish', () => {
       { sourceId: 1, symbolId: sym, seq: 4, tsMicros: ms * 1000 + 999, price: 5, size: 1 },
       { sourceId: 2, symbolId: sym, seq: 2, tsMicros: ms * 1000 + 500, price: 6, size: 1 }, // older than the stream's top: skipped
       { sourceId: 1, symbolId: sym, seq: 5, tsMicros: (ms + 1) * 1000, price: 7, size: 1 },
+      { sourceId: 1, symbolId: sym, seq: 6, tsMicros: ms * 1000 + 2, price: 8, size: 1, flags: TradeFlag.SIDE_BUY | TradeFlag.V_OUT_OF_ORDER }, // flagged late
     ];
     await f.push(trades);
-    await waitFor(() => s.status().sent + s.status().skippedDuplicate === 7, 15_000, 'all 7 accounted');
+    await waitFor(() => s.status().sent + s.status().skippedDuplicate + s.status().outOfOrder === 8, 15_000, 'all 8 accounted');
     const entries = await admin.xrange(`${kp}ticks:MNQZ25`, '-', '+');
     expect(entries.map((e) => e[1][1])).toEqual(['1', '2', '3', '4', '5', '7']);
     expect(entries.map((e) => e[0])).toEqual([0, 1, 2, 3, 4, 6].map((i) => idOf(trades[i]!)));
-    expect(s.status()).toMatchObject({ sent: 6, skippedDuplicate: 1 });
+    expect(s.status()).toMatchObject({ sent: 6, skippedDuplicate: 1, outOfOrder: 1 });
   });
 });
 

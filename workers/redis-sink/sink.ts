@@ -96,6 +96,7 @@ interface Batch {
   count: number;
   trades: number;
   skipped: number;
+  outOfOrder: number;
   expired: number;
   unknown: number;
   ignored: number;
@@ -445,7 +446,7 @@ export class RedisSink {
   #newBatch(from: Batch['from'], count: number): Batch {
     return {
       epoch: this.#epoch, promise: Promise.resolve({ errors: 0, firstError: null }), from, count,
-      trades: 0, skipped: 0, expired: 0, unknown: 0, ignored: 0, quotes: 0, published: 0, newestTsMicros: 0, settled: false, ok: false,
+      trades: 0, skipped: 0, outOfOrder: 0, expired: 0, unknown: 0, ignored: 0, quotes: 0, published: 0, newestTsMicros: 0, settled: false, ok: false,
     };
   }
 
@@ -493,6 +494,7 @@ export class RedisSink {
     const c = this.#c;
     c[C.sent] = c[C.sent]! + b.trades;
     c[C.skippedDuplicate] = c[C.skippedDuplicate]! + b.skipped;
+    c[C.outOfOrder] = c[C.outOfOrder]! + b.outOfOrder;
     c[C.expired] = c[C.expired]! + b.expired;
     c[C.unknownSymbol] = c[C.unknownSymbol]! + b.unknown;
     c[C.ignored] = c[C.ignored]! + b.ignored;
@@ -563,7 +565,7 @@ export class RedisSink {
     const minArg = encodeArg(minId);
     const A = this.#A;
     const publish = live && this.#publish;
-    let trades = 0, skipped = 0, expired = 0, unknown = 0, ignored = 0, quotes = 0, published = 0;
+    let trades = 0, skipped = 0, outOfOrder = 0, expired = 0, unknown = 0, ignored = 0, quotes = 0, published = 0;
     let newest = batch.newestTsMicros;
     let idx = this.#buildIdx;
     let i = 0;
@@ -590,12 +592,15 @@ export class RedisSink {
       const seq = u32[(b + 4) >> 2]!;
       const n = Math.floor(ts - ms * 1000) * N_US_FACTOR + src * N_SOURCE_FACTOR + seq;
       const lm = lastMs[sym]!;
-      if (ms < lm || (ms === lm && n <= lastN[sym]!)) { skipped++; continue; }
+      const flags = u32[(b + 44) >> 2]!;
+      if (ms < lm || (ms === lm && n <= lastN[sym]!)) {
+        if ((flags & TradeFlag.V_OUT_OF_ORDER) !== 0) outOfOrder++; else skipped++;
+        continue;
+      }
       lastMs[sym] = ms;
       lastN[sym] = n;
       const price = f64[(b + 16) >> 3]!;
       const size = u32[(b + 40) >> 2]!;
-      const flags = u32[(b + 44) >> 2]!;
       const sideBuy = (flags & TradeFlag.SIDE_BUY) !== 0;
       const sideSell = !sideBuy && (flags & TradeFlag.SIDE_SELL) !== 0;
       if (this.#srcArg[src] === undefined) this.#sourceName(src);
@@ -625,7 +630,7 @@ export class RedisSink {
       this.#tradeByte[sym] = b;
     }
     this.#buildIdx = idx;
-    batch.trades += trades; batch.skipped += skipped; batch.expired += expired; batch.unknown += unknown;
+    batch.trades += trades; batch.skipped += skipped; batch.outOfOrder += outOfOrder; batch.expired += expired; batch.unknown += unknown;
     batch.ignored += ignored; batch.quotes += quotes; batch.published += published; batch.newestTsMicros = newest;
     return i;
   }

@@ -31,6 +31,8 @@ export const SinkStateCode: Readonly<Record<SinkState, number>> = {
  * Counters. "trades" are TRADE records; QUOTE records only update `latest:<SYM>`.
  * - sent: trades acknowledged by Redis into `ticks:<SYM>` (live, from the hold buffer, or from the journal)
  * - skippedDuplicate: trades not sent because their ID is not above the stream's last ID (already there)
+ * - outOfOrder: trades the validator flagged V_OUT_OF_ORDER that are older than their stream's newest entry
+ *   (a stream only appends; they are in the journal and Parquet)
  * - expired: trades older than the trim horizon (now − retention): they would be trimmed at once
  * - unknownSymbol: records whose symbol id is 0 or not in the registry (counted, never sent)
  * - ignored: records of other kinds (depth, book end, gap, payload refs, bars)
@@ -50,7 +52,7 @@ export const SinkStateCode: Readonly<Record<SinkState, number>> = {
  * - lastErrorAtMs: wall time of the last error (0 = none)
  */
 export const COUNTER_NAMES = [
-  'sent', 'skippedDuplicate', 'expired', 'unknownSymbol', 'ignored', 'quotes', 'published', 'held', 'dropped', 'upstreamDropped', 'lost',
+  'sent', 'skippedDuplicate', 'outOfOrder', 'expired', 'unknownSymbol', 'ignored', 'quotes', 'published', 'held', 'dropped', 'upstreamDropped', 'lost',
   'lagRecords', 'lagMs', 'reconnects', 'catchUps', 'catchUpRecords', 'errors', 'batches', 'lastErrorAtMs',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
