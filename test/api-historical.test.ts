@@ -288,6 +288,23 @@ describe('streaming', () => {
     expect(got).toEqual(f.expected('MNQZ25'));
   });
 
+  test('a historical download held open by a client that does not read blocks nobody: latest answers meanwhile', async () => {
+    const path = `${f.base}/api/v1/ticks/historical?symbols=MNQ,NQ&start_time=${iso(H13)}&end_time=${iso(HOT_END)}&format=json`;
+    let got = 0;
+    const req = request(path, { headers: { authorization: `Bearer ${f.keys.historical}` } }, (res) => {
+      res.once('data', (c: Buffer) => { got += c.length; res.pause(); }); // read one chunk, then stop reading
+    });
+    req.on('error', () => undefined);
+    req.end();
+    const deadline = Date.now() + 20_000;
+    while (got === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(got).toBeGreaterThan(0);
+    for (let i = 0; i < 5; i++) expect((await get(f, '/api/v1/ticks/latest?symbols=MNQ', f.keys.realtime)).status).toBe(200);
+    const r = await get(f, `/api/v1/ticks/historical?symbols=NQ&start_time=${iso(H15)}&end_time=${iso(H15 + 60_000_000)}`, f.keys.historical);
+    expect(r.status).toBe(200);
+    req.destroy();
+  });
+
   test('clients that abort mid-download leave the server and its DuckDB connections usable', async () => {
     const path = `${f.base}/api/v1/ticks/historical?symbols=MNQ&start_time=${iso(H13)}&end_time=${iso(HOT_END)}&format=json`;
     for (let i = 0; i < 4; i++) {
