@@ -168,7 +168,7 @@ export class Engine {
       quarantineFlagged: c.quarantineFlagged, statsEveryMs: 200,
       validator: {
         reorderWindowMicros: c.reorderWindowMs * 1000, spikeBandFraction: c.spikeBand, offTick: c.offTick, timeGapMicros: c.timeGapSec * 1e6,
-        staleAfterMicros: c.staleAfterSec * 1e6, calendar: c.sessionCalendar, maxSymbols: 1025,
+        staleAfterMicros: c.staleAfterSec * 1e6, calendar: c.sessionCalendar, maxSymbols: 1025, // registry ids 1..1024
       },
     };
     sup.add({

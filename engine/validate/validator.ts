@@ -71,7 +71,7 @@ export interface ValidatorOptions {
   staleAfterMicros?: number;
   /** Session calendar for time gaps and staleness (default 'cme-globex'). */
   calendar?: CalendarInput;
-  /** Symbol ids accepted: 1 .. maxSymbols - 1 (default 1024). */
+  /** Symbol ids accepted: 1 .. maxSymbols - 1 (default 65536: every u16 id; the lane map is maxSources × maxSymbols int32). */
   maxSymbols?: number;
   /** Source ids accepted: 0 .. maxSources - 1 (default 16). */
   maxSources?: number;
@@ -226,7 +226,7 @@ export class Validator {
     this.#seqGaps = opts.sequenceGaps ?? true;
     this.#staleAfter = nonNeg(opts.staleAfterMicros, 60_000_000, 'staleAfterMicros');
     this.#cal = sessionCalendar(opts.calendar ?? 'cme-globex');
-    this.#maxSymbols = intIn(opts.maxSymbols, 1024, 2, 65536, 'maxSymbols');
+    this.#maxSymbols = intIn(opts.maxSymbols, 65536, 2, 65536, 'maxSymbols');
     this.#maxSources = intIn(opts.maxSources, 16, 1, 256, 'maxSources');
     this.#maxLanes = intIn(opts.maxLanes, 4096, 1, 1 << 20, 'maxLanes');
     this.#recentN = intIn(opts.recentPerLane, 32, 1, 4096, 'recentPerLane');
