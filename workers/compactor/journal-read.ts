@@ -129,64 +129,93 @@ export interface SplitResult {
   otherRecords: number;
 }
 
-/** Split the TRADE/QUOTE records of a journal hour by symbol into columns (two passes: count, then fill). */
+/**
+ * Split the TRADE/QUOTE records of a journal hour by symbol into columns (two passes: count, then fill).
+ * Lookups are typed-array tables indexed by symbol id / source id (no Map per record); each symbol's
+ * columns are plain arrays of typed arrays indexed by a dense symbol number.
+ */
 export function splitTicksBySymbol(r: JournalHourRead): SplitResult {
   const v = r.views;
-  const counts = new Map<number, number>();
+  const u8 = v.u8;
+  const u16 = v.u16;
+  const u32 = v.u32;
+  const f64 = v.f64;
+  const counts = new Uint32Array(65_536);
   let other = 0;
   for (let k = 0; k < r.blockOffsets.length; k++) {
     const off = r.blockOffsets[k] as number;
-    const n = r.blockCounts[k] as number;
-    for (let i = 0; i < n; i++) {
-      const b = off + i * JOURNAL_RECORD_BYTES;
-      const kind = v.u8[b];
+    const end = off + (r.blockCounts[k] as number) * JOURNAL_RECORD_BYTES;
+    for (let b = off; b < end; b += JOURNAL_RECORD_BYTES) {
+      const kind = u8[b];
       if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) { other++; continue; }
-      const sym = v.u16[(b + SYMBOL_ID_BYTE) >> 1] as number;
-      counts.set(sym, (counts.get(sym) ?? 0) + 1);
+      const sym = u16[(b + SYMBOL_ID_BYTE) >> 1] as number;
+      counts[sym] = (counts[sym] as number) + 1;
     }
   }
-  const bySym = new Map<number, SymbolTicks & { fill: number; srcMap: Int16Array }>();
-  for (const [sym, n] of [...counts].sort((a, b) => a[0] - b[0])) {
-    bySym.set(sym, {
-      symbolId: sym, count: n, sourceIds: [], fill: 0, srcMap: new Int16Array(256).fill(-1),
-      columns: {
-        tsMicros: new Float64Array(n), price: new Float64Array(n), bid: new Float64Array(n), ask: new Float64Array(n),
-        size: new Uint32Array(n), flags: new Uint32Array(n), seq: new Uint32Array(n), sourceId: new Uint8Array(n), srcIndex: new Uint32Array(n),
-      },
-    });
+  const dense = new Int32Array(65_536).fill(-1);
+  const ids: number[] = [];
+  for (let id = 0; id < 65_536; id++) {
+    if (counts[id] !== 0) {
+      dense[id] = ids.length;
+      ids.push(id);
+    }
   }
+  const m = ids.length;
+  const ts: Float64Array[] = [], price: Float64Array[] = [], bid: Float64Array[] = [], ask: Float64Array[] = [];
+  const size: Uint32Array[] = [], flags: Uint32Array[] = [], seq: Uint32Array[] = [], srcIdx: Uint32Array[] = [];
+  const srcId: Uint8Array[] = [];
+  for (let d = 0; d < m; d++) {
+    const n = counts[ids[d] as number] as number;
+    ts.push(new Float64Array(n)); price.push(new Float64Array(n)); bid.push(new Float64Array(n)); ask.push(new Float64Array(n));
+    size.push(new Uint32Array(n)); flags.push(new Uint32Array(n)); seq.push(new Uint32Array(n)); srcIdx.push(new Uint32Array(n));
+    srcId.push(new Uint8Array(n));
+  }
+  const fill = new Uint32Array(m);
+  // per symbol: source id -> local index (+1; 0 = not seen yet)
+  const srcLocal = new Uint16Array(m * 256);
+  const sourceIds: number[][] = Array.from({ length: m }, () => []);
   let ticks = 0;
   for (let k = 0; k < r.blockOffsets.length; k++) {
     const off = r.blockOffsets[k] as number;
-    const n = r.blockCounts[k] as number;
-    for (let i = 0; i < n; i++) {
-      const b = off + i * JOURNAL_RECORD_BYTES;
-      const kind = v.u8[b];
+    const end = off + (r.blockCounts[k] as number) * JOURNAL_RECORD_BYTES;
+    for (let b = off; b < end; b += JOURNAL_RECORD_BYTES) {
+      const kind = u8[b];
       if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) continue;
-      const s = bySym.get(v.u16[(b + SYMBOL_ID_BYTE) >> 1] as number);
-      if (s === undefined) continue;
-      const j = s.fill++;
-      const c = s.columns;
-      const src = v.u8[b + SOURCE_ID_BYTE] as number;
-      let local = s.srcMap[src] as number;
-      if (local < 0) {
-        local = s.sourceIds.length;
-        s.srcMap[src] = local;
-        s.sourceIds.push(src);
+      const d = dense[u16[(b + SYMBOL_ID_BYTE) >> 1] as number] as number;
+      const j = fill[d] as number;
+      fill[d] = j + 1;
+      const src = u8[b + SOURCE_ID_BYTE] as number;
+      let local = srcLocal[d * 256 + src] as number;
+      if (local === 0) {
+        const list = sourceIds[d] as number[];
+        list.push(src);
+        local = list.length;
+        srcLocal[d * 256 + src] = local;
       }
-      c.tsMicros[j] = v.f64[(b + TS_MICROS_BYTE) >> 3] as number;
-      c.price[j] = v.f64[(b + TRADE_PRICE_BYTE) >> 3] as number;
-      c.bid[j] = v.f64[(b + TRADE_BID_BYTE) >> 3] as number;
-      c.ask[j] = v.f64[(b + TRADE_ASK_BYTE) >> 3] as number;
-      c.size[j] = v.u32[(b + TRADE_SIZE_BYTE) >> 2] as number;
-      c.flags[j] = v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number;
-      c.seq[j] = v.u32[(b + SEQ_BYTE) >> 2] as number;
-      (c.sourceId as Uint8Array)[j] = local;
-      (c.srcIndex as Uint32Array)[j] = v.u32[(b + TRADE_SRC_INDEX_BYTE) >> 2] as number;
+      const q = b >> 3;
+      const w = b >> 2;
+      (ts[d] as Float64Array)[j] = f64[q + (TS_MICROS_BYTE >> 3)] as number;
+      (price[d] as Float64Array)[j] = f64[q + (TRADE_PRICE_BYTE >> 3)] as number;
+      (bid[d] as Float64Array)[j] = f64[q + (TRADE_BID_BYTE >> 3)] as number;
+      (ask[d] as Float64Array)[j] = f64[q + (TRADE_ASK_BYTE >> 3)] as number;
+      (size[d] as Uint32Array)[j] = u32[w + (TRADE_SIZE_BYTE >> 2)] as number;
+      (flags[d] as Uint32Array)[j] = u32[w + (TRADE_FLAGS_BYTE >> 2)] as number;
+      (seq[d] as Uint32Array)[j] = u32[w + (SEQ_BYTE >> 2)] as number;
+      (srcIdx[d] as Uint32Array)[j] = u32[w + (TRADE_SRC_INDEX_BYTE >> 2)] as number;
+      (srcId[d] as Uint8Array)[j] = local - 1;
       ticks++;
     }
   }
   const bySymbol: SymbolTicks[] = [];
-  for (const s of bySym.values()) bySymbol.push({ symbolId: s.symbolId, count: s.count, columns: s.columns, sourceIds: s.sourceIds });
+  for (let d = 0; d < m; d++) {
+    bySymbol.push({
+      symbolId: ids[d] as number, count: counts[ids[d] as number] as number, sourceIds: sourceIds[d] as number[],
+      columns: {
+        tsMicros: ts[d] as Float64Array, price: price[d] as Float64Array, bid: bid[d] as Float64Array, ask: ask[d] as Float64Array,
+        size: size[d] as Uint32Array, flags: flags[d] as Uint32Array, seq: seq[d] as Uint32Array, sourceId: srcId[d] as Uint8Array,
+        srcIndex: srcIdx[d] as Uint32Array,
+      },
+    });
+  }
   return { bySymbol, tickRecords: ticks, otherRecords: other };
 }
