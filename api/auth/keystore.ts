@@ -13,7 +13,7 @@
  * CLI and a running server can both change it. A running server notices changes made by the CLI
  * (`watch: true`: fs.watchFile polling, then an async re-read).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unwatchFile, watchFile, writeSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -51,8 +51,9 @@ export interface KeyStoreOptions {
   watchIntervalMs?: number;
 }
 
+/** SHA-256 (one-shot `crypto.hash`: about a third cheaper per request than a Hash object). */
 function sha256(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+  return hash('sha256', s, 'buffer');
 }
 
 function badSpec(msg: string): never {
