@@ -580,6 +580,7 @@ export class RedisSink {
       if (sym === 0 || sym > known) { unknown++; continue; }
       if (kind === RecordKind.QUOTE) {
         quotes++;
+        if (!live) continue; // a replayed quote is old news: latest:<SYM> gets the bid/ask of newer records
         this.#touch(sym);
         this.#quoteIdx[sym] = idx;
         this.#quoteByte[sym] = b;
