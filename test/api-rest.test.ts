@@ -3,8 +3,11 @@
  * status codes (200, 400, 401, 403, 404, 405, 413, 429, 503), the JSON error shape, CORS, body limits,
  * malformed JSON, metrics, and that no answer carries a stack trace.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HotColumns, toObjects } from '../engine/hot/hot-columns.ts';
+import { LatestSnapshot, LatestTable } from '../engine/latest/latest-table.ts';
+import { IsoCache, latestEntryText } from '../api/rest/latest.ts';
 import { get, H15, HOT_END, NOW_MS, startFixture, type Fixture } from './api-fixture.ts';
 
 let f: Fixture;
@@ -84,6 +87,27 @@ describe('/api/v1/ticks/latest', () => {
     expect(r.status).toBe(400);
     expect((await get(f, '/api/v1/ticks/latest?symbols=MNQ', undefined, { headers: { 'x-api-key': f.keys.realtime } })).status).toBe(200);
   });
+});
+
+test('property: the latest route\'s hand-built JSON equals LatestTable.readJson for any slot', () => {
+  const snap = new LatestSnapshot();
+  const iso = new IsoCache();
+  const price = fc.oneof(fc.constant(Number.NaN), fc.double({ min: -1e6, max: 1e6, noNaN: true }));
+  const ts = fc.oneof(fc.integer({ min: 0, max: 7_258_118_400_000_000 }), fc.constant(Number.NaN));
+  const op = fc.oneof(
+    fc.record({ k: fc.constant('tick'), ts, p: price, size: fc.nat(1e6), side: fc.integer({ min: 0, max: 2 }), seq: fc.nat(), bid: price, ask: price }),
+    fc.record({ k: fc.constant('quote'), ts, p: price, size: fc.nat(1e6), side: fc.constant(0), seq: fc.constant(0), bid: price, ask: price }),
+  );
+  fc.assert(fc.property(fc.array(op, { maxLength: 4 }), (ops) => {
+    const tt = LatestTable.create(2);
+    for (const o of ops) {
+      if (o.k === 'tick') tt.writeTick(1, o.ts, o.p, o.size, o.side, o.seq, o.bid, 3, o.ask, 4);
+      else tt.writeQuote(1, o.ts, o.bid, o.size, o.ask, 5);
+    }
+    tt.read(1, snap);
+    const want = tt.readJson(1, 'MNQZ25') ?? JSON.parse(latestEntryText({ ...snap, updateCount: 0 } as LatestSnapshot, '"MNQZ25"', iso));
+    expect(JSON.parse(latestEntryText(snap, '"MNQZ25"', iso))).toEqual(want);
+  }), { numRuns: 300 });
 });
 
 describe('/api/v1/ticks/realtime', () => {

@@ -2,32 +2,78 @@
  * `GET /api/v1/ticks/latest?symbols=A,B`: last trade and top of book per symbol straight from the latest
  * table in shared memory (seqlock read): no I/O, no await. Symbols: contract names or roots (front month).
  * Answer: `{ "data": [ { symbol, ts, ts_us, ts_ms, price, size, side, seq, bid, bid_size, ask, ask_size,
- * quote_ts, trade_count, quote_count, updates, last_update_ts } ] }` in the order asked; a symbol with no
- * data yet has nulls and `updates: 0`.
+ * quote_ts, trade_count, quote_count, updates, last_update_ts } ] }` in the order asked (the shape of
+ * `LatestTable.readJson`); a symbol with no data yet has nulls and `updates: 0`.
+ *
+ * The text is built here from one reused `LatestSnapshot` (no intermediate object, one string), and ISO
+ * times reuse the formatted second (`IsoCache`): this is the route bots poll, so it is kept cheap.
  */
-import type { LatestJson } from '../../engine/latest/latest-table.ts';
+import { engineError } from '../../engine/errors.ts';
+import { LatestSnapshot, READ_JSON_ROUNDS } from '../../engine/latest/latest-table.ts';
 import { Query } from '../http/request.ts';
-import { sendJson } from '../http/respond.ts';
+import { sendJsonText } from '../http/respond.ts';
 import { resolveSymbol, type RouteHandler, type Services } from './context.ts';
 
-function empty(symbol: string): LatestJson {
-  return {
-    symbol, ts: null, ts_us: null, ts_ms: null, price: null, size: null, side: null, seq: null, bid: null, bid_size: null, ask: null,
-    ask_size: null, quote_ts: null, trade_count: 0, quote_count: 0, updates: 0, last_update_ts: null,
-  };
+/** ISO 8601 UTC with 6 fractional digits, reusing the formatted second across calls (as microsToIso). */
+export class IsoCache {
+  #sec = NaN;
+  #prefix = '';
+
+  iso(us: number): string {
+    const sec = Math.floor(us / 1_000_000);
+    if (sec !== this.#sec) {
+      this.#sec = sec;
+      this.#prefix = new Date(sec * 1000).toISOString().slice(0, 19);
+    }
+    return `${this.#prefix}.${String(Math.floor(us - sec * 1_000_000)).padStart(6, '0')}Z`;
+  }
+
+  /** JSON value: a quoted ISO time, or null for NaN/infinite. */
+  json(us: number): string {
+    return Number.isFinite(us) ? `"${this.iso(us)}"` : 'null';
+  }
+}
+
+const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
+
+/** One entry as JSON text (same fields and values as LatestTable.readJson, or the empty entry). */
+export function latestEntryText(s: LatestSnapshot, symbolJson: string, iso: IsoCache): string {
+  if (s.updateCount === 0) {
+    return `{"symbol":${symbolJson},"ts":null,"ts_us":null,"ts_ms":null,"price":null,"size":null,"side":null,"seq":null,"bid":null,` +
+      `"bid_size":null,"ask":null,"ask_size":null,"quote_ts":null,"trade_count":0,"quote_count":0,"updates":0,"last_update_ts":null}`;
+  }
+  const hasTrade = !Number.isNaN(s.price);
+  const t = s.tradeTsMicros;
+  const tNum = !Number.isNaN(t);
+  return `{"symbol":${symbolJson},"ts":${iso.json(t)},"ts_us":${tNum ? num(t) : 'null'},"ts_ms":${tNum ? num(Math.floor(t / 1000)) : 'null'},` +
+    `"price":${num(s.price)},"size":${hasTrade ? num(s.size) : 'null'},"side":${s.side === 1 ? '"buy"' : s.side === 2 ? '"sell"' : 'null'},` +
+    `"seq":${hasTrade ? num(s.seq) : 'null'},"bid":${num(s.bid)},"bid_size":${Number.isNaN(s.bid) ? 'null' : num(s.bidSize)},` +
+    `"ask":${num(s.ask)},"ask_size":${Number.isNaN(s.ask) ? 'null' : num(s.askSize)},"quote_ts":${iso.json(s.quoteTsMicros)},` +
+    `"trade_count":${num(s.tradeCount)},"quote_count":${num(s.quoteCount)},"updates":${num(s.updateCount)},"last_update_ts":${iso.json(s.lastTsMicros)}}`;
 }
 
 export function latestRoute(s: Services): RouteHandler {
   const latest = s.deps.latest;
+  const snap = new LatestSnapshot();
+  const iso = new IsoCache();
+  const quoted = new Map<string, string>();
   return (res, _req, ctx) => {
     const syms = new Query(ctx.query).symbols();
-    const data: LatestJson[] = [];
-    for (const q of syms) {
-      const meta = resolveSymbol(s, ctx, q);
-      const row = meta.id <= latest.capacity ? latest.readJson(meta.id, meta.symbol) : null;
-      data.push(row ?? empty(meta.symbol));
+    let text = '{"data":[';
+    for (let i = 0; i < syms.length; i++) {
+      const meta = resolveSymbol(s, ctx, syms[i] as string);
+      let q = quoted.get(meta.symbol);
+      if (q === undefined) { q = JSON.stringify(meta.symbol); quoted.set(meta.symbol, q); }
+      if (meta.id <= latest.capacity) {
+        let ok = false;
+        for (let round = 0; round < READ_JSON_ROUNDS && !ok; round++) ok = latest.read(meta.id, snap);
+        if (!ok) throw engineError('ENGINE_ERR_TIMEOUT', `latest slot of ${meta.symbol} stayed mid-write`, { symbol: meta.symbol });
+      } else {
+        snap.updateCount = 0;
+      }
+      text += (i === 0 ? '' : ',') + latestEntryText(snap, q, iso);
     }
-    ctx.rows = data.length;
-    sendJson(res, ctx, 200, { data });
+    ctx.rows = syms.length;
+    sendJsonText(res, ctx, 200, `${text}]}`);
   };
 }
