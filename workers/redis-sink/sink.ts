@@ -2,7 +2,8 @@
  * Redis sink (DESIGN.md §6): validated records from an SPSC ring into Redis, pipelined.
  *
  * Per TRADE record, in one pipeline per batch:
- *   XADD <prefix>ticks:<SYM> MINID ~ <now − retention ms> <ms>-<n> price P size S bid B ask A side B|S| seq Q ts_us T source SRC
+ *   XADD <prefix>ticks:<SYM> [MINID ~ <now − retention ms>] <ms>-<n> price P size S bid B ask A side B|S| seq Q ts_us T source SRC
+ *   (MINID on the first XADD of each stream in the batch)
  *   PUBLISH <prefix>market_data:<source>:trades {"symbol","price","size","side","timestamp","ts_ms","source"}   (live records only)
  * and per symbol touched by the batch, once: HSET <prefix>latest:<SYM> of its newest trade (and the bid/ask
  * of a QUOTE newer than it). QUOTE records only update `latest:<SYM>`; other kinds are counted and ignored.
@@ -165,6 +166,11 @@ export class RedisSink {
   readonly #channelArg: Buffer[] = [];
   /** RESP bytes up to the MINID threshold: `*22 XADD <key> MINID ~` (per symbol). */
   readonly #xaddHead: Buffer[] = [];
+  /** `*19 XADD <key>` (per symbol): the stream's later entries in the same batch. */
+  readonly #xaddHeadNoTrim: Buffer[] = [];
+  /** Build generation in which each stream got its MINID. */
+  readonly #trimGen: Float64Array;
+  #buildGen = 0;
   /** RESP bytes of `source <name>` (per source), and of `*3 PUBLISH <channel>`. */
   readonly #sourceTail: Buffer[] = [];
   readonly #publishHead: Buffer[] = [];
@@ -237,6 +243,7 @@ export class RedisSink {
     this.#seenMs = new Float64Array(cap);
     this.#seenN = new Float64Array(cap);
     this.#touched = new Int32Array(cap);
+    this.#trimGen = new Float64Array(cap).fill(-1);
     this.#tradeIdx = new Float64Array(cap).fill(-1);
     this.#tradeByte = new Float64Array(cap);
     this.#quoteIdx = new Float64Array(cap).fill(-1);
@@ -547,6 +554,7 @@ export class RedisSink {
 
   #beginBuild(): void {
     this.#buildIdx = 0;
+    this.#buildGen++;
   }
 
   /**
@@ -607,7 +615,14 @@ export class RedisSink {
       if (this.#srcArg[src] === undefined) this.#sourceName(src);
       const ps = price === price ? String(price) : EMPTY;
       // XADD key MINID ~ minid id price P size S bid B ask A side X seq Q ts_us T source SRC
-      p.bytes(this.#xaddHead[sym]!); p.bytes(minArg);
+      // MINID on the first XADD of each stream in a batch: trimming once per batch is as good as per entry,
+      // and an XADD without it costs Redis 20-30 % less (measured with redis-benchmark)
+      if (this.#trimGen[sym] !== this.#buildGen) {
+        this.#trimGen[sym] = this.#buildGen;
+        p.bytes(this.#xaddHead[sym]!); p.bytes(minArg);
+      } else {
+        p.bytes(this.#xaddHeadNoTrim[sym]!);
+      }
       p.id(ms, n);
       p.bytes(A.price); p.str(ps);
       p.bytes(A.size); p.int(size);
@@ -759,6 +774,7 @@ export class RedisSink {
     this.#streamKeyArg[id] = encodeArg(this.#streamKey[id]);
     const key = this.#streamKey[id];
     this.#xaddHead[id] = Buffer.from(`*22\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n$5\r\nMINID\r\n$1\r\n${this.#trim}\r\n`, 'latin1');
+    this.#xaddHeadNoTrim[id] = Buffer.from(`*19\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n`, 'latin1');
     this.#latestKeyArg[id] = encodeArg(`${this.#prefix}latest:${sym}`);
     this.#symbolArg[id] = encodeArg(sym);
   }
