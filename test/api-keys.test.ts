@@ -66,10 +66,13 @@ describe('KeyStore', () => {
     expect(tse).toHaveBeenCalledTimes(1);
     const last = key.at(-1) === 'A' ? 'B' : 'A';
     expect(ks.authenticate(key.slice(0, -1) + last)).toBeNull();
-    expect(tse).toHaveBeenCalledTimes(2);
-    expect(ks.authenticate(`tpk_000000000000_${key.slice(-43)}`)).toBeNull(); // unknown id: still compared (dummy digest)
     expect(tse).toHaveBeenCalledTimes(3);
-    for (const call of tse.mock.calls) expect([(call[0] as Buffer).length, (call[1] as Buffer).length]).toEqual([32, 32]);
+    expect(ks.authenticate(`tpk_000000000000_${key.slice(-43)}`)).toBeNull(); // unknown id: still compared (dummy digest)
+    expect(tse).toHaveBeenCalledTimes(4); // tampered: against the verified secret, then against the hash
+    expect(tse.mock.calls.map((c) => [(c[0] as Buffer).length, (c[1] as Buffer).length])).toEqual([[32, 32], [43, 43], [32, 32], [32, 32]]);
+    expect(ks.authenticate(key)?.keyId).toBe(info.id); // verified secret: constant-time compare, no hash
+    expect(tse).toHaveBeenCalledTimes(5);
+    expect((tse.mock.calls[4]?.[0] as Buffer).length).toBe(43);
     for (const bad of ['', 'x', key + 'x', key.replace('tpk_', 'tpx_'), `${key} `, '\u0000'.repeat(70)]) expect(ks.authenticate(bad)).toBeNull();
     expect(ks.authenticate(undefined)).toBeNull();
     expect(ks.revokeSync(info.id)).toBe(true);

@@ -42,7 +42,16 @@ interface StoredKey {
 
 interface KeysFile { version: 1; keys: StoredKey[] }
 
-interface Entry { stored: StoredKey; digest: Buffer; principal: Principal }
+interface Entry {
+  stored: StoredKey;
+  digest: Buffer;
+  principal: Principal;
+  /**
+   * The secret once it has matched the stored hash (memory only, never written; dropped on every reload):
+   * later requests compare with it (timingSafeEqual) instead of hashing, ~1-2 µs less per request.
+   */
+  verified: Buffer | null;
+}
 
 export interface KeyStoreOptions {
   /** Re-read the file when another process changes it (server); default false (CLI). */
@@ -165,7 +174,7 @@ export class KeyStore implements KeyAdmin {
         keyId: k.id, name: k.name, scopes: new Set(k.scopes), symbols: k.symbols === null || k.symbols.length === 0 ? null : new Set(k.symbols),
         ratePerSec: k.ratePerSec,
       });
-      m.set(k.id, { stored: k, digest: Buffer.from(k.hash, 'hex'), principal });
+      m.set(k.id, { stored: k, digest: Buffer.from(k.hash, 'hex'), principal, verified: null });
     }
     this.#byId = m;
   }
@@ -194,10 +203,17 @@ export class KeyStore implements KeyAdmin {
     const m = KEY_RE.exec(token);
     if (m === null) { this.failures++; return null; }
     const e = this.#byId.get(m[1] as string);
-    const digest = sha256(m[2] as string);
+    const secret = m[2] as string;
+    if (e !== undefined && e.verified !== null) {
+      // fast path: this key's secret was verified against its hash before; compare with it in constant time
+      // (43 bytes each, by the format) instead of hashing again
+      if (timingSafeEqual(Buffer.from(secret, 'latin1'), e.verified) && e.stored.revokedAt === null) return e.principal;
+    }
+    const digest = sha256(secret);
     // constant time in the secret; the same work for a known and an unknown id
     const ok = timingSafeEqual(digest, e === undefined ? DUMMY_DIGEST : e.digest);
     if (!ok || e === undefined || e.stored.revokedAt !== null) { this.failures++; return null; }
+    e.verified = Buffer.from(secret, 'latin1');
     return e.principal;
   }
 

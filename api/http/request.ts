@@ -11,19 +11,39 @@ export const MAX_QUERY_CHARS = 8192;
 /** Most symbols in one request. */
 export const MAX_SYMBOLS = 64;
 
+function decode(s: string): string {
+  if (s.indexOf('%') < 0 && s.indexOf('+') < 0) return s;
+  try {
+    return decodeURIComponent(s.replaceAll('+', ' '));
+  } catch {
+    throw new ApiError(400, 'BAD_REQUEST', `malformed percent-encoding in the query string: ${JSON.stringify(s.slice(0, 40))}`);
+  }
+}
+
+/** A parsed query string (application/x-www-form-urlencoded, as URLSearchParams but strict about bad %-escapes). */
 export class Query {
-  readonly #p: URLSearchParams;
+  /** name → value, or name → values when repeated */
+  readonly #p = new Map<string, string | string[]>();
   constructor(raw: string) {
     if (raw.length > MAX_QUERY_CHARS) throw new ApiError(400, 'BAD_REQUEST', `query string longer than ${MAX_QUERY_CHARS} characters`);
-    this.#p = new URLSearchParams(raw);
+    if (raw === '') return;
+    for (const part of raw.split('&')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      const k = decode(eq < 0 ? part : part.slice(0, eq));
+      const v = eq < 0 ? '' : decode(part.slice(eq + 1));
+      const prev = this.#p.get(k);
+      if (prev === undefined) this.#p.set(k, v);
+      else if (typeof prev === 'string') this.#p.set(k, [prev, v]);
+      else prev.push(v);
+    }
   }
 
   /** The single value of `name` (a repeated parameter is a 400), or undefined. */
   str(name: string): string | undefined {
-    const all = this.#p.getAll(name);
-    if (all.length === 0) return undefined;
-    if (all.length > 1) throw new ApiError(400, 'BAD_REQUEST', `parameter ${name} is given ${all.length} times`);
-    return all[0];
+    const v = this.#p.get(name);
+    if (v === undefined || typeof v === 'string') return v;
+    throw new ApiError(400, 'BAD_REQUEST', `parameter ${name} is given ${v.length} times`);
   }
 
   required(name: string): string {
@@ -45,6 +65,7 @@ export class Query {
   /** Comma-separated symbols (1..MAX_SYMBOLS, each 1..31 printable characters). */
   symbols(name = 'symbols'): string[] {
     const raw = this.required(name);
+    if (raw.length <= 31 && /^[\x21-\x2b\x2d-\x7e]+$/.test(raw)) return [raw]; // one plain symbol: the common case
     const list = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     if (list.length === 0) throw new ApiError(400, 'BAD_REQUEST', `parameter ${name} is required`);
     if (list.length > MAX_SYMBOLS) throw new ApiError(400, 'BAD_REQUEST', `at most ${MAX_SYMBOLS} symbols per request, got ${list.length}`);
