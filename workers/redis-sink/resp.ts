@@ -37,7 +37,7 @@ export class RespEncoder {
   /** Hand over the encoded bytes (no copy) and start a fresh buffer of the same size for the next batch. */
   take(): Buffer {
     const out = this.buf.subarray(0, this.len);
-    this.buf = Buffer.allocUnsafeSlow(this.buf.length);
+    this.buf = Buffer.allocUnsafeSlow(Math.max(65_536, Math.ceil(this.len * 1.25))); // about the size of the last batch
     this.len = 0;
     this.commands = 0;
     return out;
