@@ -14,16 +14,17 @@
  *   before deleting its journal: random journal records are then looked up in the Parquet file.
  * A row with no reachable source (journal already deleted, file gone) counts as `skipped`, not as a match.
  *
- * Everything is async I/O and DuckDB on its own session; `runOnce` checks `samplePerRun` rows. Every
+ * Everything is async I/O (journal files are streamed in chunks, never read whole or synchronously) and
+ * DuckDB on its own session, so it can run on the main thread; `runOnce` checks `samplePerRun` rows. Every
  * mismatch is kept in `status().mismatches` (bounded, newest last) with the stored and the source value.
  */
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIsoMicros } from '../clock/iso.ts';
-import { engineError, toWire } from '../errors.ts';
-import { hourFilePath } from '../journal/format.ts';
+import { engineError, isEngineError, toWire } from '../errors.ts';
+import { hourFilePath, slotViewsOf } from '../journal/format.ts';
 import { CompactorDb } from '../../workers/compactor/duck.ts';
-import { readJournalHour } from '../../workers/compactor/journal-read.ts';
+import { forEachJournalBlock } from '../../workers/compactor/journal-read.ts';
 import { hourFileName, MICROS_PER_HOUR, partitionDir, readParquetSql, utcDateHour } from '../../workers/compactor/layout.ts';
 import { resolvePartitionFiles } from '../../workers/compactor/partitions.ts';
 import { Prng } from '../../workers/sim/prng.ts';
@@ -179,19 +180,29 @@ export class SpotChecker {
   async checkJournalHour(journalPath: string, hourStartMicros: number, sample = this.#o.samplePerRun ?? 50): Promise<SpotRunResult> {
     const out: SpotRunResult = { checked: 0, matched: 0, mismatched: 0, skipped: 0 };
     try {
-      const read = readJournalHour(journalPath, hourStartMicros);
-      const v = read.views;
-      const offs: number[] = [];
-      for (let k = 0; k < read.blockOffsets.length; k++) {
-        for (let i = 0; i < (read.blockCounts[k] as number); i++) {
-          const b = (read.blockOffsets[k] as number) + i * 64;
-          if (v.u8[b] === RecordKind.TRADE || v.u8[b] === RecordKind.QUOTE) offs.push(b);
+      // reservoir sample of TRADE/QUOTE records, streamed (async, chunked: the main thread never blocks)
+      const keep = new Uint8Array(Math.max(1, sample) * 64);
+      let seen = 0;
+      let kept = 0;
+      await forEachJournalBlock(journalPath, hourStartMicros, (jv, off, count) => {
+        for (let i = 0; i < count; i++) {
+          const b = off + i * 64;
+          const kind = jv.u8[b];
+          if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) continue;
+          seen++;
+          let slot = -1;
+          if (kept < sample) slot = kept++;
+          else {
+            const r = Math.floor(this.#rnd.next() * seen);
+            if (r < sample) slot = r;
+          }
+          if (slot >= 0) keep.set(jv.u8.subarray(b, b + 64), slot * 64);
         }
-      }
-      const picks = this.#pick(offs.length, sample);
+      });
+      const v = slotViewsOf(keep.buffer);
       const bySym = new Map<string, number[]>();
-      for (const k of picks) {
-        const b = offs[k] as number;
+      for (let k = 0; k < kept; k++) {
+        const b = k * 64;
         const name = (this.#o.symbolName ?? ((): undefined => undefined))(v.u16[(b + SYMBOL_ID_BYTE) >> 1] as number);
         if (name === undefined) { out.skipped++; continue; }
         let l = bySym.get(name);
@@ -228,14 +239,6 @@ export class SpotChecker {
   async #session(): Promise<CompactorDb> {
     this.#db ??= await CompactorDb.open({ threads: 1 });
     return this.#db;
-  }
-
-  /** `k` distinct random indexes below `n` (all of them when k >= n). */
-  #pick(n: number, k: number): number[] {
-    if (k >= n) return Array.from({ length: n }, (_, i) => i);
-    const s = new Set<number>();
-    while (s.size < k) s.add(Math.floor(this.#rnd.next() * n));
-    return [...s];
   }
 
   #fail(err: unknown): void {
@@ -302,6 +305,8 @@ export class SpotChecker {
     try {
       const files: { symbol: string; path: string }[] = [];
       for (const symbol of await this.#symbols()) for (const path of await resolvePartitionFiles(this.#o.dataDir, 'ticks', symbol)) files.push({ symbol, path });
+      /** Sampled rows of live sources, by journal hour: each hour file is streamed once. */
+      const live = new Map<number, { symbol: string; file: string; row: Row }[]>();
       if (files.length > 0) {
         const want = this.#o.samplePerRun ?? 50;
         // spread the sample over random files (a few rows each)
@@ -322,8 +327,17 @@ export class SpotChecker {
             rows = await db.exclusive((c) => CompactorDb.rows(c, // files written before src_index existed
               `SELECT ${SELECT_ROW}, NULL FROM ${readParquetSql(path)} USING SAMPLE reservoir(${k} ROWS) REPEATABLE (${seed})`));
           }
-          for (const r of rows) await this.#checkRow(out, symbol, path, rowOf(r, true));
+          for (const r of rows) {
+            const row = rowOf(r, true);
+            if (!(await this.#checkScidRow(out, symbol, path, row))) {
+              const hour = row.ts - (row.ts % MICROS_PER_HOUR);
+              let l = live.get(hour);
+              if (!l) live.set(hour, (l = []));
+              l.push({ symbol, file: path, row });
+            }
+          }
         }
+        for (const [hour, rowsOfHour] of live) await this.#checkLiveRows(out, hour, rowsOfHour);
       }
     } catch (err) {
       this.#fail(err);
@@ -332,49 +346,65 @@ export class SpotChecker {
     return out;
   }
 
-  async #checkRow(out: SpotRunResult, symbol: string, file: string, row: Row): Promise<void> {
+  /** A row of a Sierra file source: re-read its record. False when the row is not from a Sierra file. */
+  async #checkScidRow(out: SpotRunResult, symbol: string, file: string, row: Row): Promise<boolean> {
     const scid = this.#o.scidPathOf?.(symbol, row.source) ?? null;
-    if (scid !== null && row.srcIndex !== null) {
-      const src = await this.#readScid(scid, row.srcIndex, this.#o.priceMultiplierOf?.(symbol) ?? 1, (row.flags & TradeFlag.LEGACY_TIME) !== 0);
-      if (src === null) {
-        this.#record(out, 'scid', symbol, file, `${scid}#${row.srcIndex}`, row, [{ field: 'row', stored: 'present', source: 'missing' }]);
-        return;
-      }
-      src.seq = row.seq;
-      src.source = row.source;
-      src.srcIndex = row.srcIndex;
-      this.#record(out, 'scid', symbol, file, `${scid}#${row.srcIndex}`, row, this.#diff(row, src, false, (row.flags & TradeFlag.MERGED_BUNDLE) === 0)
-        .filter((f) => !((row.flags & TradeFlag.MERGED_BUNDLE) !== 0 && (f.field === 'price' || f.field === 'bid' || f.field === 'ask'))));
-      return;
+    if (scid === null || row.srcIndex === null) return false;
+    const src = await this.#readScid(scid, row.srcIndex, this.#o.priceMultiplierOf?.(symbol) ?? 1, (row.flags & TradeFlag.LEGACY_TIME) !== 0);
+    if (src === null) {
+      this.#record(out, 'scid', symbol, file, `${scid}#${row.srcIndex}`, row, [{ field: 'row', stored: 'present', source: 'missing' }]);
+      return true;
     }
-    // live source: its journal hour, while it exists
-    const hour = row.ts - (row.ts % MICROS_PER_HOUR);
+    src.seq = row.seq;
+    src.source = row.source;
+    src.srcIndex = row.srcIndex;
+    this.#record(out, 'scid', symbol, file, `${scid}#${row.srcIndex}`, row, this.#diff(row, src, false, (row.flags & TradeFlag.MERGED_BUNDLE) === 0)
+      .filter((f) => !((row.flags & TradeFlag.MERGED_BUNDLE) !== 0 && (f.field === 'price' || f.field === 'bid' || f.field === 'ask'))));
+    return true;
+  }
+
+  /** Rows of live sources of one hour, against its journal file while it exists (one streamed pass). */
+  async #checkLiveRows(out: SpotRunResult, hour: number, rows: { symbol: string; file: string; row: Row }[]): Promise<void> {
     const jpath = hourFilePath(this.#journalDir, hour);
-    let read;
+    const byTs = new Map<number, number[]>(); // ts -> indexes into rows (a number key: no allocation per record)
+    for (let i = 0; i < rows.length; i++) {
+      const t = (rows[i] as { row: Row }).row.ts;
+      const l = byTs.get(t);
+      if (l) l.push(i);
+      else byTs.set(t, [i]);
+    }
+    const best: (SpotMismatch['fields'] | null)[] = rows.map(() => null);
+    const srcName = this.#o.sourceName ?? defaultSourceName;
     try {
-      read = readJournalHour(jpath, hour);
-    } catch {
-      out.skipped++;
+      await forEachJournalBlock(jpath, hour, (v, off, count) => {
+        for (let k = 0; k < count; k++) {
+          const b = off + k * 64;
+          const idx = byTs.get(v.f64[(b + TS_MICROS_BYTE) >> 3] as number);
+          if (idx === undefined) continue;
+          for (const i of idx) {
+            const row = (rows[i] as { row: Row }).row;
+            if (v.u32[(b + SEQ_BYTE) >> 2] !== row.seq || srcName(v.u8[b + SOURCE_ID_BYTE] as number) !== row.source) continue;
+            const src: Row = {
+              ts: row.ts, seq: row.seq, source: row.source, srcIndex: null, price: v.f64[(b + TRADE_PRICE_BYTE) >> 3] as number,
+              size: v.u32[(b + TRADE_SIZE_BYTE) >> 2] as number, bid: v.f64[(b + TRADE_BID_BYTE) >> 3] as number, ask: v.f64[(b + TRADE_ASK_BYTE) >> 3] as number,
+              side: sideOf(v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number), flags: v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number,
+            };
+            const d = this.#diff(row, src, true);
+            const cur = best[i];
+            if (cur === null || cur === undefined || d.length < cur.length) best[i] = d;
+          }
+        }
+      });
+    } catch (err) {
+      // no journal for this hour any more (compacted and deleted): no source left. Anything else is reported.
+      if (!isEngineError(err, 'ENGINE_ERR_FILE_IO') || err.detail.errno !== 'ENOENT') this.#fail(err);
+      out.skipped += rows.length;
       return;
     }
-    const v = read.views;
-    let best: SpotMismatch['fields'] | null = null;
-    for (let k = 0; k < read.blockOffsets.length && (best === null || best.length > 0); k++) {
-      for (let i = 0; i < (read.blockCounts[k] as number); i++) {
-        const b = (read.blockOffsets[k] as number) + i * 64;
-        if (v.f64[(b + TS_MICROS_BYTE) >> 3] !== row.ts || v.u32[(b + SEQ_BYTE) >> 2] !== row.seq) continue;
-        if ((this.#o.sourceName ?? defaultSourceName)(v.u8[b + SOURCE_ID_BYTE] as number) !== row.source) continue;
-        const src: Row = {
-          ts: row.ts, seq: row.seq, source: row.source, srcIndex: null, price: v.f64[(b + TRADE_PRICE_BYTE) >> 3] as number,
-          size: v.u32[(b + TRADE_SIZE_BYTE) >> 2] as number, bid: v.f64[(b + TRADE_BID_BYTE) >> 3] as number, ask: v.f64[(b + TRADE_ASK_BYTE) >> 3] as number,
-          side: sideOf(v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number), flags: v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number,
-        };
-        const d = this.#diff(row, src, true);
-        if (best === null || d.length < best.length) best = d;
-        if (d.length === 0) break;
-      }
+    for (let i = 0; i < rows.length; i++) {
+      const { symbol, file, row } = rows[i] as { symbol: string; file: string; row: Row };
+      this.#record(out, 'journal', symbol, file, jpath, row, best[i] ?? [{ field: 'row', stored: 'present', source: 'missing' }]);
     }
-    this.#record(out, 'journal', symbol, file, jpath, row, best ?? [{ field: 'row', stored: 'present', source: 'missing' }]);
   }
 
   /** Re-read and decode one `.scid` record; null when the file or the record is not there. */

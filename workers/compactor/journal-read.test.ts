@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { isEngineError } from '../../engine/errors.ts';
 import { hourFilePath } from '../../engine/journal/format.ts';
 import { SYMBOLS, writeJournalHours } from './fixtures/journal-ticks.ts';
-import { readJournalHour, splitTicksBySymbol } from './journal-read.ts';
+import { forEachJournalBlock, readJournalHour, splitTicksBySymbol } from './journal-read.ts';
 
 const H = 3_600_000_000;
 const h = Date.UTC(2025, 10, 11, 7) * 1000;
@@ -71,5 +71,33 @@ describe('readJournalHour (read-only, for the compactor)', () => {
     expect(readJournalHour(short, h).records).toBe(0);
     writeFileSync(short, Buffer.alloc(0));
     expect(readJournalHour(short, h).records).toBe(0);
+  });
+
+  test('forEachJournalBlock (async, chunked, for the main thread) sees exactly what readJournalHour sees', async () => {
+    const p = journalFile('async');
+    const sums = async (path: string, chunk: number): Promise<[number, number, number]> => {
+      let n = 0, seqSum = 0;
+      const r = await forEachJournalBlock(path, h, (v, off, count) => {
+        for (let i = 0; i < count; i++) { n++; seqSum += v.u32[((off + i * 64) >> 2) + 1] as number; }
+      }, chunk);
+      expect(r.records).toBe(n);
+      return [n, seqSum, r.tailBytes];
+    };
+    const whole = readJournalHour(p, h);
+    let seqSum = 0;
+    for (let k = 0; k < whole.blockOffsets.length; k++) {
+      for (let i = 0; i < whole.blockCounts[k]!; i++) seqSum += whole.views.u32[((whole.blockOffsets[k]! + i * 64) >> 2) + 1]!;
+    }
+    for (const chunk of [4096, 1 << 20]) expect(await sums(p, chunk)).toEqual([3003, seqSum, 0]);
+    truncateSync(p, statSync(p).size - 100);
+    const torn = readJournalHour(p, h);
+    expect((await sums(p, 4096))[0]).toBe(torn.records);
+    expect((await sums(p, 4096))[2]).toBe(torn.tailBytes);
+    const bad = journalFile('async-bad');
+    const fd = openSync(bad, 'r+');
+    writeSync(fd, Buffer.from([0xde, 0xad]), 0, 2, 32 + 16 + 5);
+    closeSync(fd);
+    await expect(forEachJournalBlock(bad, h, () => undefined, 4096)).rejects.toMatchObject({ code: 'ENGINE_ERR_JOURNAL', detail: { byteOffset: 32 } });
+    await expect(forEachJournalBlock(join(root, 'none.tpj'), h, () => undefined)).rejects.toMatchObject({ code: 'ENGINE_ERR_FILE_IO' });
   });
 });

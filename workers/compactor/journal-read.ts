@@ -15,6 +15,7 @@
  *   PAYLOAD_REF, BAR) are counted in `otherRecords` and not stored in tick files.
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { engineError } from '../../engine/errors.ts';
 import {
   BH_COUNT_BYTE, BH_CRC_BYTE, BLOCK_HEADER_BYTES, BLOCK_MAGIC, checkFileHeader, crc32Of, FILE_HEADER_BYTES, JOURNAL_RECORD_BYTES,
@@ -110,6 +111,88 @@ export function readJournalHour(path: string, hourStartMicros: number): JournalH
     }
   }
   return out;
+}
+
+/** Largest tail examined for a valid block after a bad one (a torn commit is smaller than one block). */
+const MAX_TAIL_SCAN_BYTES = MAX_BLOCK_RECORDS * JOURNAL_RECORD_BYTES + 2 * BLOCK_HEADER_BYTES;
+
+/**
+ * Async, chunked variant of {@link readJournalHour} for the main thread (spot checks): never a sync read,
+ * never the whole file in memory. `visit` gets every whole CRC-checked block (records at `byteOffset + k·64`
+ * of `views`, valid during the call). Same tail and corruption rules. Returns the records visited.
+ */
+export async function forEachJournalBlock(
+  path: string, hourStartMicros: number, visit: (views: SlotViews, byteOffset: number, count: number) => void, chunkBytes = 8 << 20,
+): Promise<{ records: number; tailBytes: number }> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw engineError('ENGINE_ERR_FILE_IO', `cannot open journal ${path}: ${(err as Error).message}`, { file: path, errno: (err as NodeJS.ErrnoException).code ?? null }, err);
+  }
+  try {
+    const size = (await fh.stat()).size;
+    let buf = new ArrayBuffer(Math.max(4096, chunkBytes));
+    let views = slotViewsOf(buf);
+    let bufStart = 0; // file offset of buf[0] (always a block start, so payloads stay 8-aligned)
+    let bufLen = 0;
+    const fill = async (from: number, need: number): Promise<boolean> => {
+      // make [from, from + need) of the file available in buf
+      if (from + need > size) return false;
+      if (from < bufStart || from + need > bufStart + bufLen) {
+        if (need > buf.byteLength) {
+          buf = new ArrayBuffer(need + (need >> 1));
+          views = slotViewsOf(buf);
+        }
+        const want = Math.min(buf.byteLength, size - from);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await fh.read(views.u8, got, want - got, from + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        bufStart = from;
+        bufLen = got;
+        if (got < need) return false;
+      }
+      return true;
+    };
+    if (!(await fill(0, FILE_HEADER_BYTES))) return { records: 0, tailBytes: size };
+    const hc = checkFileHeader(views.u8, 0);
+    if (!hc.ok) {
+      if (size - FILE_HEADER_BYTES <= MAX_TAIL_SCAN_BYTES && (await fill(0, size))) {
+        for (let p = FILE_HEADER_BYTES; p < size; p += 16) if (blockAt(views.u8, views.u32, p, size) > 0) corrupt(path, 0, `file header: ${hc.reason}`);
+      }
+      return { records: 0, tailBytes: size };
+    }
+    if (hc.hourStartMicros !== hourStartMicros) corrupt(path, 0, 'file header names another hour');
+    let pos = FILE_HEADER_BYTES;
+    let records = 0;
+    for (;;) {
+      if (!(await fill(pos, BLOCK_HEADER_BYTES + JOURNAL_RECORD_BYTES))) break;
+      const h = (pos - bufStart) >> 2;
+      const count = views.u32[h + (BH_COUNT_BYTE >> 2)] ?? 0;
+      if (views.u32[h] !== BLOCK_MAGIC || count === 0 || count > MAX_BLOCK_RECORDS) break;
+      const need = BLOCK_HEADER_BYTES + count * JOURNAL_RECORD_BYTES;
+      if (!(await fill(pos, need))) break;
+      const at = pos - bufStart;
+      if (crc32Of(views.u8, at + BLOCK_HEADER_BYTES, need - BLOCK_HEADER_BYTES) !== (views.u32[(at >> 2) + (BH_CRC_BYTE >> 2)] ?? 0)) break;
+      visit(views, at + BLOCK_HEADER_BYTES, count);
+      records += count;
+      pos += need;
+    }
+    if (pos < size) {
+      if (size - pos > MAX_TAIL_SCAN_BYTES) corrupt(path, pos, `bad block with ${size - pos} bytes after it (more than any torn commit)`);
+      await fill(pos, size - pos);
+      const base = pos - bufStart;
+      for (let p = 16; p < size - pos; p += 16) {
+        if (blockAt(views.u8.subarray(base), new Uint32Array(buf, base, (buf.byteLength - base) >> 2), p, size - pos) > 0) corrupt(path, pos, `bad block followed by a valid block at byte ${pos + p}`);
+      }
+    }
+    return { records, tailBytes: size - pos };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Tick rows of one symbol in one journal hour. */
