@@ -104,8 +104,6 @@ export interface ApiOptions {
   duckConnections?: number;
   /** DuckDB worker threads (default 2). */
   duckThreads?: number;
-  /** Rows per streamed chunk of a historical answer (default 2048). */
-  streamChunkRows?: number;
   /** Query history (per key) file; default `<dataDir>/key-history.ndjson`; null = memory only. */
   historyFile?: string | null;
   /** Entries kept in memory per key (default 1000). */

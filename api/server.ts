@@ -83,7 +83,6 @@ export async function createApi(deps: ApiDeps, opts: ApiOptions = {}, attach?: A
     duck: () => (pool ??= DuckPool.open({ connections: opts.duckConnections ?? 2, threads: opts.duckThreads ?? 2 })),
     hotPage: createHotPage(),
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
-    streamChunkRows: opts.streamChunkRows ?? 2048,
     cors: corsFn(opts.corsOrigins),
   };
   const app = App();

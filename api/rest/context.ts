@@ -28,7 +28,6 @@ export interface Services {
   /** Page buffer for hot window reads (one per app; used synchronously only). */
   readonly hotPage: HotColumns;
   readonly maxBodyBytes: number;
-  readonly streamChunkRows: number;
   /** Access-Control-Allow-Origin for a request Origin, or undefined. */
   cors(origin: string): string | undefined;
 }
