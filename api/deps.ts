@@ -114,11 +114,12 @@ export interface ApiOptions {
 export interface AttachContext {
   readonly deps: ApiDeps;
   /**
-   * Check `Authorization: Bearer <key>` (or the given token) for `scope`, the address's bad-key budget and
-   * the key's rate limit. Returns the principal, or throws an ApiError (401/403/429) to pass to sendError.
-   * Call synchronously inside the handler (it reads `req`).
+   * Check a presented key (e.g. from `Authorization: Bearer <key>` or `?token=`) for `scope`, the address's
+   * bad-key budget and the key's rate limit. Returns the principal, or throws an ApiError (401/403/429) to
+   * pass to sendError (api/http/respond.ts). `remoteAddress` may be a function (called only when needed).
+   * Call synchronously inside the handler.
    */
-  authorize(token: string | undefined, remoteAddress: string, scope: Scope): Principal;
+  authorize(token: string | undefined, remoteAddress: string | (() => string), scope: Scope): Principal;
   /** Observe a latency in seconds for a labelled operation (e.g. 'ws_tick') on `/metrics`. */
   observeLatency(kind: string, seconds: number): void;
 }
