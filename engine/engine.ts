@@ -38,6 +38,7 @@ import { SymbolRegistry } from './symbols/registry.ts';
 import type { ValidatorStageOptions } from './validate/stage.ts';
 import { GapStore, QuarantineStore } from './validate/stores.ts';
 import { RECORD_RING_KIND, RECORD_SLOT_BYTES } from '../schemas/records.ts';
+import { createRedisSinkStatus, readRedisSinkStatus } from '../workers/redis-sink/status.ts';
 
 const SCID_SOURCE_ID = 1;
 const DEPTH_SOURCE_ID = 2;
@@ -77,6 +78,8 @@ export class Engine {
   readonly gaps: GapStore;
   /** `<data-dir>/journal`: hour files `<YYYY-MM-DD>/<HH>.tpj` (engine/journal/format.ts). */
   readonly journalDir: string;
+  /** Counters of the Redis sink worker (shared memory; workers/redis-sink/status.ts), null without REDIS_URL. */
+  readonly redisStatus: SharedArrayBuffer | null;
   readonly startedAt = Date.now();
   readonly #log: EngineLog;
   #api: ApiServer | null = null;
@@ -99,6 +102,7 @@ export class Engine {
     this.feed = new FeedDrain('feed', feedRing, (err) => this.#error(`a record listener failed and was unsubscribed: ${(err as Error)?.message ?? String(err)}`));
     this.redisRing = config.redisUrl ? createRing({ slotCount: Math.max(config.ringSlots, 1 << 16), slotBytes: RECORD_SLOT_BYTES, recordKind: RECORD_RING_KIND }) : null;
     if (this.redisRing) this.rings.redis = this.redisRing;
+    this.redisStatus = this.redisRing ? createRedisSinkStatus() : null;
     const symbolOf = (id: number): string | null => { try { return this.registry.metaOf(id).symbol; } catch { return null; } };
     this.quarantine = new QuarantineStore(config.dataDir, symbolOf);
     this.gaps = new GapStore(config.dataDir, symbolOf);
@@ -175,6 +179,15 @@ export class Engine {
       name: VALIDATOR_STAGE, entry: new URL('../workers/validator.worker.ts', import.meta.url), data: stage,
       outputs: this.redisRing ? [this.rings.feed!, this.redisRing] : [this.rings.feed!], readyTimeoutMs: 120_000,
     });
+    if (this.redisRing && this.redisStatus && c.redisUrl) {
+      sup.add({
+        name: 'redis-sink', entry: new URL('../workers/redis-sink.worker.ts', import.meta.url),
+        data: {
+          name: 'redis-sink', ring: this.redisRing, registry: this.registry.buffer, status: this.redisStatus,
+          redisUrl: c.redisUrl, dataDir: c.dataDir, sourceNames: { [SCID_SOURCE_ID]: 'sierra' },
+        },
+      });
+    }
     // Listen first: a taken port fails fast, and /readyz says 503 while the stages start.
     this.#api = await listen(buildApp({ status: () => this.status(), ready: () => this.ready() }), c.host, c.port);
     for (const d of this.drains) d.start();
@@ -236,7 +249,7 @@ export class Engine {
         { name: this.feed.name, ...this.feed.counters, listeners: this.feed.listenerCount, lastRecordAt: this.feed.lastRecordAtMs ? new Date(this.feed.lastRecordAtMs).toISOString() : null },
       ],
       validator: this.validatorStats(),
-      redis: this.redisRing ? { ring: 'created' } : { ring: 'disabled' },
+      redis: this.redisStatus ? readRedisSinkStatus(this.redisStatus) : { state: 'disabled' },
       symbols,
       recentErrors: [...this.#recentErrors],
     };
