@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { isEngineError } from '../../engine/errors.ts';
 import { hourFilePath } from '../../engine/journal/format.ts';
 import { SYMBOLS, writeJournalHours } from './fixtures/journal-ticks.ts';
-import { forEachJournalBlock, readJournalHour, splitTicksBySymbol } from './journal-read.ts';
+import { forEachJournalBlock, readJournalHour, splitJournalHourFile, splitTicksBySymbol } from './journal-read.ts';
 
 const H = 3_600_000_000;
 const h = Date.UTC(2025, 10, 11, 7) * 1000;
@@ -99,5 +99,30 @@ describe('readJournalHour (read-only, for the compactor)', () => {
     closeSync(fd);
     await expect(forEachJournalBlock(bad, h, () => undefined, 4096)).rejects.toMatchObject({ code: 'ENGINE_ERR_JOURNAL', detail: { byteOffset: 32 } });
     await expect(forEachJournalBlock(join(root, 'none.tpj'), h, () => undefined)).rejects.toMatchObject({ code: 'ENGINE_ERR_FILE_IO' });
+  });
+
+  test('splitJournalHourFile (two chunked passes, bounded memory) gives the same columns as a whole-file read', () => {
+    const p = journalFile('chunked');
+    const cmp = (chunk: number): void => {
+      const a = splitTicksBySymbol(readJournalHour(p, h));
+      const b = splitJournalHourFile(p, h, chunk);
+      expect([b.records, b.tickRecords, b.otherRecords]).toEqual([readJournalHour(p, h).records, a.tickRecords, a.otherRecords]);
+      expect(b.bySymbol.map((x) => [x.symbolId, x.count, x.sourceIds])).toEqual(a.bySymbol.map((x) => [x.symbolId, x.count, x.sourceIds]));
+      for (let i = 0; i < a.bySymbol.length; i++) {
+        for (const k of ['tsMicros', 'price', 'bid', 'ask', 'size', 'flags', 'seq', 'sourceId', 'srcIndex'] as const) {
+          expect(Array.from(b.bySymbol[i]!.columns[k]!)).toEqual(Array.from(a.bySymbol[i]!.columns[k]!));
+        }
+      }
+    };
+    cmp(4096); // blocks larger than the chunk: the buffer grows
+    cmp(1 << 20);
+    truncateSync(p, statSync(p).size - 1000);
+    cmp(4096);
+    expect(splitJournalHourFile(p, h, 4096).tailBytes).toBe(readJournalHour(p, h).tailBytes);
+    const bad = journalFile('chunked-bad');
+    const fd = openSync(bad, 'r+');
+    writeSync(fd, Buffer.from([0xde, 0xad]), 0, 2, 32 + 16 + 5);
+    closeSync(fd);
+    expect(codeOf(() => splitJournalHourFile(bad, h, 4096))).toBe('ENGINE_ERR_JOURNAL 32');
   });
 });

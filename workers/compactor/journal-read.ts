@@ -195,6 +195,208 @@ export async function forEachJournalBlock(
   }
 }
 
+/**
+ * Synchronous, chunked block walk of one journal hour for pool threads (bounded memory: one chunk buffer,
+ * grown only for a block larger than it). Same tail and corruption rules as {@link readJournalHour};
+ * `limitBytes` stops at a length already validated (a second pass need not re-check CRCs: the bytes
+ * before it never change in an append-only file). Returns records visited and where the whole blocks end.
+ */
+export function walkJournalBlocksSync(
+  path: string, hourStartMicros: number, visit: (views: SlotViews, byteOffset: number, count: number) => void,
+  opts: { chunkBytes?: number; limitBytes?: number } = {},
+): { records: number; validBytes: number; tailBytes: number; fileBytes: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw engineError('ENGINE_ERR_FILE_IO', `compactor: cannot open journal ${path}: ${(err as Error).message}`, { file: path, errno: (err as NodeJS.ErrnoException).code ?? null }, err);
+  }
+  try {
+    const fileBytes = fstatSync(fd).size;
+    const size = opts.limitBytes === undefined ? fileBytes : Math.min(fileBytes, opts.limitBytes);
+    const trusted = opts.limitBytes !== undefined;
+    let buf = new ArrayBuffer(Math.max(4096, opts.chunkBytes ?? 16 << 20));
+    let views = slotViewsOf(buf);
+    let bufStart = 0;
+    let bufLen = 0;
+    const fill = (from: number, need: number): boolean => {
+      if (from + need > size) return false;
+      if (from < bufStart || from + need > bufStart + bufLen) {
+        if (need > buf.byteLength) {
+          buf = new ArrayBuffer(need + (need >> 1));
+          views = slotViewsOf(buf);
+        }
+        const want = Math.min(buf.byteLength, size - from);
+        let got: number;
+        try {
+          got = preadFully(fd, views.u8, 0, want, from);
+        } catch (err) {
+          throw engineError('ENGINE_ERR_FILE_IO', `compactor: cannot read journal ${path}: ${(err as Error).message}`, { file: path, errno: (err as NodeJS.ErrnoException).code ?? null }, err);
+        }
+        bufStart = from;
+        bufLen = got;
+        if (got < need) return false;
+      }
+      return true;
+    };
+    const none = { records: 0, validBytes: 0, tailBytes: fileBytes, fileBytes };
+    if (!fill(0, FILE_HEADER_BYTES)) return none;
+    const hc = checkFileHeader(views.u8, 0);
+    if (!hc.ok) {
+      if (size - FILE_HEADER_BYTES <= MAX_TAIL_SCAN_BYTES && fill(0, size)) {
+        for (let p = FILE_HEADER_BYTES; p < size; p += 16) if (blockAt(views.u8, views.u32, p, size) > 0) corrupt(path, 0, `file header: ${hc.reason}`);
+      }
+      return none;
+    }
+    if (hc.hourStartMicros !== hourStartMicros) corrupt(path, 0, 'file header names another hour');
+    let pos = FILE_HEADER_BYTES;
+    let records = 0;
+    for (;;) {
+      if (!fill(pos, BLOCK_HEADER_BYTES + JOURNAL_RECORD_BYTES)) break;
+      const h = (pos - bufStart) >> 2;
+      const count = views.u32[h + (BH_COUNT_BYTE >> 2)] ?? 0;
+      if (views.u32[h] !== BLOCK_MAGIC || count === 0 || count > MAX_BLOCK_RECORDS) break;
+      const need = BLOCK_HEADER_BYTES + count * JOURNAL_RECORD_BYTES;
+      if (!fill(pos, need)) break;
+      const at = pos - bufStart;
+      if (!trusted && crc32Of(views.u8, at + BLOCK_HEADER_BYTES, need - BLOCK_HEADER_BYTES) !== (views.u32[(at >> 2) + (BH_CRC_BYTE >> 2)] ?? 0)) break;
+      visit(views, at + BLOCK_HEADER_BYTES, count);
+      records += count;
+      pos += need;
+    }
+    if (pos < size && !trusted) {
+      if (size - pos > MAX_TAIL_SCAN_BYTES) corrupt(path, pos, `bad block with ${size - pos} bytes after it (more than any torn commit)`);
+      fill(pos, size - pos);
+      const base = pos - bufStart;
+      for (let p = 16; p < size - pos; p += 16) {
+        if (blockAt(views.u8.subarray(base), new Uint32Array(buf, base, (buf.byteLength - base) >> 2), p, size - pos) > 0) corrupt(path, pos, `bad block followed by a valid block at byte ${pos + p}`);
+      }
+    }
+    return { records, validBytes: pos, tailBytes: fileBytes - pos, fileBytes };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * {@link splitTicksBySymbol} of a journal hour file read in two chunked passes (count, then fill) instead
+ * of whole: memory is the columns plus one chunk, not the file (2.3 GB for a 36M-tick hour).
+ */
+export function splitJournalHourFile(path: string, hourStartMicros: number, chunkBytes?: number): SplitResult & { records: number; tailBytes: number } {
+  const counts = new Uint32Array(65_536);
+  let other = 0;
+  const pass1 = walkJournalBlocksSync(path, hourStartMicros, (v, off, count) => {
+    const u8 = v.u8;
+    const u16 = v.u16;
+    const end = off + count * JOURNAL_RECORD_BYTES;
+    for (let b = off; b < end; b += JOURNAL_RECORD_BYTES) {
+      const kind = u8[b];
+      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) { other++; continue; }
+      const sym = u16[(b + SYMBOL_ID_BYTE) >> 1] as number;
+      counts[sym] = (counts[sym] as number) + 1;
+    }
+  }, { chunkBytes });
+  const f = new SplitFiller(counts);
+  walkJournalBlocksSync(path, hourStartMicros, (v, off, count) => f.fill(v, off, count), { chunkBytes, limitBytes: pass1.validBytes });
+  const out = f.result(other);
+  return { ...out, records: pass1.records, tailBytes: pass1.tailBytes };
+}
+
+/** Columns per symbol, filled block by block (shared by both split paths). */
+class SplitFiller {
+  readonly #counts: Uint32Array;
+  readonly #dense = new Int32Array(65_536).fill(-1);
+  readonly #ids: number[] = [];
+  readonly #ts: Float64Array[] = [];
+  readonly #price: Float64Array[] = [];
+  readonly #bid: Float64Array[] = [];
+  readonly #ask: Float64Array[] = [];
+  readonly #size: Uint32Array[] = [];
+  readonly #flags: Uint32Array[] = [];
+  readonly #seq: Uint32Array[] = [];
+  readonly #srcIdx: Uint32Array[] = [];
+  readonly #srcId: Uint8Array[] = [];
+  readonly #fill: Uint32Array;
+  readonly #srcLocal: Uint16Array;
+  readonly #sourceIds: number[][];
+  ticks = 0;
+
+  constructor(counts: Uint32Array) {
+    this.#counts = counts;
+    for (let id = 0; id < 65_536; id++) {
+      if (counts[id] !== 0) {
+        this.#dense[id] = this.#ids.length;
+        this.#ids.push(id);
+      }
+    }
+    const m = this.#ids.length;
+    for (let d = 0; d < m; d++) {
+      const n = counts[this.#ids[d] as number] as number;
+      this.#ts.push(new Float64Array(n)); this.#price.push(new Float64Array(n)); this.#bid.push(new Float64Array(n)); this.#ask.push(new Float64Array(n));
+      this.#size.push(new Uint32Array(n)); this.#flags.push(new Uint32Array(n)); this.#seq.push(new Uint32Array(n)); this.#srcIdx.push(new Uint32Array(n));
+      this.#srcId.push(new Uint8Array(n));
+    }
+    this.#fill = new Uint32Array(m);
+    this.#srcLocal = new Uint16Array(m * 256);
+    this.#sourceIds = Array.from({ length: m }, () => []);
+  }
+
+  fill(v: SlotViews, off: number, count: number): void {
+    const u8 = v.u8;
+    const u16 = v.u16;
+    const u32 = v.u32;
+    const f64 = v.f64;
+    const dense = this.#dense;
+    const fillAt = this.#fill;
+    const end = off + count * JOURNAL_RECORD_BYTES;
+    for (let b = off; b < end; b += JOURNAL_RECORD_BYTES) {
+      const kind = u8[b];
+      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) continue;
+      const d = dense[u16[(b + SYMBOL_ID_BYTE) >> 1] as number] as number;
+      if (d < 0) continue; // not counted (cannot happen in an append-only file below the validated length)
+      const j = fillAt[d] as number;
+      if (j >= (this.#counts[this.#ids[d] as number] as number)) continue;
+      fillAt[d] = j + 1;
+      const src = u8[b + SOURCE_ID_BYTE] as number;
+      let local = this.#srcLocal[d * 256 + src] as number;
+      if (local === 0) {
+        const list = this.#sourceIds[d] as number[];
+        list.push(src);
+        local = list.length;
+        this.#srcLocal[d * 256 + src] = local;
+      }
+      const q = b >> 3;
+      const w = b >> 2;
+      (this.#ts[d] as Float64Array)[j] = f64[q + (TS_MICROS_BYTE >> 3)] as number;
+      (this.#price[d] as Float64Array)[j] = f64[q + (TRADE_PRICE_BYTE >> 3)] as number;
+      (this.#bid[d] as Float64Array)[j] = f64[q + (TRADE_BID_BYTE >> 3)] as number;
+      (this.#ask[d] as Float64Array)[j] = f64[q + (TRADE_ASK_BYTE >> 3)] as number;
+      (this.#size[d] as Uint32Array)[j] = u32[w + (TRADE_SIZE_BYTE >> 2)] as number;
+      (this.#flags[d] as Uint32Array)[j] = u32[w + (TRADE_FLAGS_BYTE >> 2)] as number;
+      (this.#seq[d] as Uint32Array)[j] = u32[w + (SEQ_BYTE >> 2)] as number;
+      (this.#srcIdx[d] as Uint32Array)[j] = u32[w + (TRADE_SRC_INDEX_BYTE >> 2)] as number;
+      (this.#srcId[d] as Uint8Array)[j] = local - 1;
+      this.ticks++;
+    }
+  }
+
+  result(otherRecords: number): SplitResult {
+    const bySymbol: SymbolTicks[] = [];
+    for (let d = 0; d < this.#ids.length; d++) {
+      const id = this.#ids[d] as number;
+      bySymbol.push({
+        symbolId: id, count: this.#counts[id] as number, sourceIds: this.#sourceIds[d] as number[],
+        columns: {
+          tsMicros: this.#ts[d] as Float64Array, price: this.#price[d] as Float64Array, bid: this.#bid[d] as Float64Array, ask: this.#ask[d] as Float64Array,
+          size: this.#size[d] as Uint32Array, flags: this.#flags[d] as Uint32Array, seq: this.#seq[d] as Uint32Array, sourceId: this.#srcId[d] as Uint8Array,
+          srcIndex: this.#srcIdx[d] as Uint32Array,
+        },
+      });
+    }
+    return { bySymbol, tickRecords: this.ticks, otherRecords };
+  }
+}
+
 /** Tick rows of one symbol in one journal hour. */
 export interface SymbolTicks {
   symbolId: number;
@@ -212,93 +414,22 @@ export interface SplitResult {
   otherRecords: number;
 }
 
-/**
- * Split the TRADE/QUOTE records of a journal hour by symbol into columns (two passes: count, then fill).
- * Lookups are typed-array tables indexed by symbol id / source id (no Map per record); each symbol's
- * columns are plain arrays of typed arrays indexed by a dense symbol number.
- */
+/** Split the TRADE/QUOTE records of a journal hour read whole ({@link readJournalHour}) by symbol into columns. */
 export function splitTicksBySymbol(r: JournalHourRead): SplitResult {
   const v = r.views;
-  const u8 = v.u8;
-  const u16 = v.u16;
-  const u32 = v.u32;
-  const f64 = v.f64;
   const counts = new Uint32Array(65_536);
   let other = 0;
   for (let k = 0; k < r.blockOffsets.length; k++) {
     const off = r.blockOffsets[k] as number;
     const end = off + (r.blockCounts[k] as number) * JOURNAL_RECORD_BYTES;
     for (let b = off; b < end; b += JOURNAL_RECORD_BYTES) {
-      const kind = u8[b];
+      const kind = v.u8[b];
       if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) { other++; continue; }
-      const sym = u16[(b + SYMBOL_ID_BYTE) >> 1] as number;
+      const sym = v.u16[(b + SYMBOL_ID_BYTE) >> 1] as number;
       counts[sym] = (counts[sym] as number) + 1;
     }
   }
-  const dense = new Int32Array(65_536).fill(-1);
-  const ids: number[] = [];
-  for (let id = 0; id < 65_536; id++) {
-    if (counts[id] !== 0) {
-      dense[id] = ids.length;
-      ids.push(id);
-    }
-  }
-  const m = ids.length;
-  const ts: Float64Array[] = [], price: Float64Array[] = [], bid: Float64Array[] = [], ask: Float64Array[] = [];
-  const size: Uint32Array[] = [], flags: Uint32Array[] = [], seq: Uint32Array[] = [], srcIdx: Uint32Array[] = [];
-  const srcId: Uint8Array[] = [];
-  for (let d = 0; d < m; d++) {
-    const n = counts[ids[d] as number] as number;
-    ts.push(new Float64Array(n)); price.push(new Float64Array(n)); bid.push(new Float64Array(n)); ask.push(new Float64Array(n));
-    size.push(new Uint32Array(n)); flags.push(new Uint32Array(n)); seq.push(new Uint32Array(n)); srcIdx.push(new Uint32Array(n));
-    srcId.push(new Uint8Array(n));
-  }
-  const fill = new Uint32Array(m);
-  // per symbol: source id -> local index (+1; 0 = not seen yet)
-  const srcLocal = new Uint16Array(m * 256);
-  const sourceIds: number[][] = Array.from({ length: m }, () => []);
-  let ticks = 0;
-  for (let k = 0; k < r.blockOffsets.length; k++) {
-    const off = r.blockOffsets[k] as number;
-    const end = off + (r.blockCounts[k] as number) * JOURNAL_RECORD_BYTES;
-    for (let b = off; b < end; b += JOURNAL_RECORD_BYTES) {
-      const kind = u8[b];
-      if (kind !== RecordKind.TRADE && kind !== RecordKind.QUOTE) continue;
-      const d = dense[u16[(b + SYMBOL_ID_BYTE) >> 1] as number] as number;
-      const j = fill[d] as number;
-      fill[d] = j + 1;
-      const src = u8[b + SOURCE_ID_BYTE] as number;
-      let local = srcLocal[d * 256 + src] as number;
-      if (local === 0) {
-        const list = sourceIds[d] as number[];
-        list.push(src);
-        local = list.length;
-        srcLocal[d * 256 + src] = local;
-      }
-      const q = b >> 3;
-      const w = b >> 2;
-      (ts[d] as Float64Array)[j] = f64[q + (TS_MICROS_BYTE >> 3)] as number;
-      (price[d] as Float64Array)[j] = f64[q + (TRADE_PRICE_BYTE >> 3)] as number;
-      (bid[d] as Float64Array)[j] = f64[q + (TRADE_BID_BYTE >> 3)] as number;
-      (ask[d] as Float64Array)[j] = f64[q + (TRADE_ASK_BYTE >> 3)] as number;
-      (size[d] as Uint32Array)[j] = u32[w + (TRADE_SIZE_BYTE >> 2)] as number;
-      (flags[d] as Uint32Array)[j] = u32[w + (TRADE_FLAGS_BYTE >> 2)] as number;
-      (seq[d] as Uint32Array)[j] = u32[w + (SEQ_BYTE >> 2)] as number;
-      (srcIdx[d] as Uint32Array)[j] = u32[w + (TRADE_SRC_INDEX_BYTE >> 2)] as number;
-      (srcId[d] as Uint8Array)[j] = local - 1;
-      ticks++;
-    }
-  }
-  const bySymbol: SymbolTicks[] = [];
-  for (let d = 0; d < m; d++) {
-    bySymbol.push({
-      symbolId: ids[d] as number, count: counts[ids[d] as number] as number, sourceIds: sourceIds[d] as number[],
-      columns: {
-        tsMicros: ts[d] as Float64Array, price: price[d] as Float64Array, bid: bid[d] as Float64Array, ask: ask[d] as Float64Array,
-        size: size[d] as Uint32Array, flags: flags[d] as Uint32Array, seq: seq[d] as Uint32Array, sourceId: srcId[d] as Uint8Array,
-        srcIndex: srcIdx[d] as Uint32Array,
-      },
-    });
-  }
-  return { bySymbol, tickRecords: ticks, otherRecords: other };
+  const f = new SplitFiller(counts);
+  for (let k = 0; k < r.blockOffsets.length; k++) f.fill(v, r.blockOffsets[k] as number, r.blockCounts[k] as number);
+  return f.result(other);
 }

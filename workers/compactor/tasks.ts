@@ -10,7 +10,7 @@ import { runBackfillFile, type BackfillFileTask, type BackfillFileResult } from 
 import { consolidateDay } from './consolidate.ts';
 import { CompactorDb } from './duck.ts';
 import { writeHourParquet } from './hour-writer.ts';
-import { readJournalHour, splitTicksBySymbol } from './journal-read.ts';
+import { splitJournalHourFile } from './journal-read.ts';
 import { purgeOlderThan } from './partitions.ts';
 
 export interface CompactHourTask {
@@ -67,8 +67,7 @@ async function session(threads = 1): Promise<CompactorDb> {
 
 async function compactHour(t: CompactHourTask): Promise<CompactHourResult> {
   const t0 = performance.now();
-  const read = readJournalHour(t.journalPath, t.hourStartMicros);
-  const split = splitTicksBySymbol(read);
+  const split = splitJournalHourFile(t.journalPath, t.hourStartMicros);
   const needSym: number[] = [];
   const needSrc = new Set<number>();
   for (const s of split.bySymbol) {
@@ -87,7 +86,7 @@ async function compactHour(t: CompactHourTask): Promise<CompactHourResult> {
     symbols.push({ symbol, rows: res.rows, path: res.path, bytes: res.bytes + res.bars.bytes, bars: res.bars.rows });
   }
   return {
-    kind: 'compacted', records: read.records, tickRecords: split.tickRecords, otherRecords: split.otherRecords, tailBytes: read.tailBytes,
+    kind: 'compacted', records: split.records, tickRecords: split.tickRecords, otherRecords: split.otherRecords, tailBytes: split.tailBytes,
     symbols, elapsedMs: performance.now() - t0,
   };
 }
