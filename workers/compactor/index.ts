@@ -10,3 +10,8 @@ export { scanTickColumns, type TickColumns, type FileFigures, type TickScan, PRI
 export {
   TICK_COLUMN_NAMES, BAR_COLUMN_NAMES, RETENTION_DAYS_DEFAULT, partitionDir, encodeSymbolSegment, utcDateHour, type PartitionKind,
 } from './layout.ts';
+export { CompactionService, type CompactionServiceOptions, type CompactionStatus, type CompactionError, type CompactionState } from './service.ts';
+export { CompactorPool, type CompactorPoolOptions } from './pool.ts';
+export { runBackfillFile, type BackfillFileTask, type BackfillFileResult } from './backfill.ts';
+export { verifyDataDir, type VerifyProblem, type VerifyReport } from './verify.ts';
+export { readJournalHour, splitJournalHourFile, forEachJournalBlock, walkJournalBlocksSync } from './journal-read.ts';
