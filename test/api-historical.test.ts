@@ -129,6 +129,16 @@ describe('raw ticks: every format equals the source ticks', () => {
     });
   }
 
+  test('parquet answers in every codec read back the same', async () => {
+    const want = inRange(f.expected('NQZ25'), H14, H15 + 600_000_000);
+    for (const c of ['zstd', 'lz4', 'none']) {
+      const r = await fetch(`${f.base}/api/v1/ticks/historical?symbols=NQ&start_time=${iso(H14)}&end_time=${iso(H15 + 600_000_000)}&format=parquet&compression=${c}`,
+        { headers: { authorization: `Bearer ${f.keys.historical}` } });
+      expect(r.status).toBe(200);
+      expect((await parquetRows(await r.arrayBuffer())).map(pickTick)).toEqual(want);
+    }
+  });
+
   test('json rows carry the symbol, ISO µs time and ms time', async () => {
     const rows = await fetchTicks('NQZ25', H14, H14 + 60_000_000, 'json');
     expect(rows.length).toBeGreaterThan(0);
@@ -246,6 +256,7 @@ describe('ranges, retention and errors', () => {
     ['symbols=MNQ&start_time=2025-11-11T14:00:00Z&interval=7m', 400, 'interval must be one of'],
     ['symbols=MNQ&start_time=2025-11-11T14:00:00Z&format=xml', 400, 'format must be one of'],
     ['symbols=MNQ,NQ&start_time=2025-11-11T14:00:00Z&format=parquet', 400, 'one symbol'],
+    ['symbols=MNQ&start_time=2025-11-11T14:00:00Z&format=parquet&compression=gzip9', 400, 'compression must be one of'],
     ['symbols=ZZZZ9&start_time=2025-11-11T14:00:00Z', 404, 'unknown symbol'],
     ['start_time=2025-11-11T14:00:00Z', 400, 'symbols is required'],
   ];
