@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HotColumns, toObjects } from '../engine/hot/hot-columns.ts';
-import { LatestSnapshot, LatestTable } from '../engine/latest/latest-table.ts';
+import { LatestSnapshot, LatestTable, microsToIso } from '../engine/latest/latest-table.ts';
 import { IsoCache, latestEntryText } from '../api/rest/latest.ts';
 import { get, H15, HOT_END, NOW_MS, startFixture, type Fixture } from './api-fixture.ts';
 
@@ -110,6 +110,13 @@ test('property: the latest route\'s hand-built JSON equals LatestTable.readJson 
     if (want === null) expect(JSON.parse(got)).toMatchObject({ symbol: 'MNQZ25', updates: 0, price: null });
     else expect(got).toBe(JSON.stringify(want)); // the same text on the wire (key order, -0 as 0, null for NaN)
   }), { numRuns: 300 });
+});
+
+test('property: IsoCache formats like microsToIso for any instant 1970..2200, in any call order', () => {
+  const iso = new IsoCache();
+  fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 7_258_118_400_000_000 }), { minLength: 1, maxLength: 20 }), (xs) => {
+    for (const us of xs) expect(iso.iso(us)).toBe(microsToIso(us));
+  }), { numRuns: 500 });
 });
 
 describe('/api/v1/ticks/realtime', () => {

@@ -28,6 +28,7 @@ import { ResponseStream, sendBuffer } from '../http/stream.ts';
 import { HotSnapshot, type PooledConn } from './duck-pool.ts';
 import { barSql, filesFor, INTERVALS, planBars, snapshotHot, sourceListSql, sqlStr, tickSql, type TickPlan } from './hist-plan.ts';
 import { resolveSymbol, type RouteCtx, type RouteHandler, type Services } from './context.ts';
+import { IsoCache } from './latest.ts';
 
 const FORMATS = ['json', 'ndjson', 'csv', 'parquet'] as const;
 type Format = (typeof FORMATS)[number];
@@ -105,7 +106,7 @@ function csvCell(v: string | number | null): string {
 type Cell = string | number | null;
 
 /** Rows of one DuckDB chunk as text in `format` (columns: ts_us then the value fields). */
-function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, valueFields: readonly string[], first: { v: boolean }): string {
+function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, valueFields: readonly string[], first: { v: boolean }, isoCache: IsoCache): string {
   const n = chunk.rowCount;
   const cols = valueFields.length + 1;
   const vecs = [];
@@ -115,7 +116,7 @@ function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, value
   let out = '';
   for (let i = 0; i < n; i++) {
     const tsUs = vecs[0]?.getItem(i) as number;
-    const iso = microsToIso(tsUs) as string;
+    const iso = isoCache.iso(tsUs);
     const tsMs = Math.floor(tsUs / 1000);
     if (format === 'csv') {
       out += `${symCsv},${iso},${tsUs},${tsMs}`;
@@ -191,6 +192,7 @@ async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandl
   const valueFields = r.bucketUs === null ? TICK_VALUE_FIELDS : BAR_VALUE_FIELDS;
   const fields = r.bucketUs === null ? TICK_FIELDS : BAR_FIELDS;
   const first = { v: true };
+  const isoCache = new IsoCache();
   let rows = 0;
   const begin = (): void => {
     if (stream.started) return;
@@ -219,7 +221,7 @@ async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandl
         const chunk = await result.fetchChunk();
         if (chunk === null || chunk.rowCount === 0) break;
         rows += chunk.rowCount;
-        buf += chunkText(chunk, r.format, meta.symbol, valueFields, first);
+        buf += chunkText(chunk, r.format, meta.symbol, valueFields, first, isoCache);
         if (buf.length >= 256 * 1024) {
           if (!(await stream.write(buf))) return;
           buf = '';

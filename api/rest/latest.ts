@@ -14,18 +14,23 @@ import { Query } from '../http/request.ts';
 import { sendJsonText } from '../http/respond.ts';
 import { resolveSymbol, type RouteHandler, type Services } from './context.ts';
 
-/** ISO 8601 UTC with 6 fractional digits, reusing the formatted second across calls (as microsToIso). */
+/** ISO 8601 UTC with 6 fractional digits (as microsToIso), reusing the formatted date across calls. */
 export class IsoCache {
-  #sec = NaN;
+  #day = NaN;
   #prefix = '';
 
   iso(us: number): string {
-    const sec = Math.floor(us / 1_000_000);
-    if (sec !== this.#sec) {
-      this.#sec = sec;
-      this.#prefix = new Date(sec * 1000).toISOString().slice(0, 19);
+    const day = Math.floor(us / 86_400_000_000);
+    if (day !== this.#day) {
+      this.#day = day;
+      this.#prefix = new Date(day * 86_400_000).toISOString().slice(0, 11); // YYYY-MM-DDT
     }
-    return `${this.#prefix}.${String(Math.floor(us - sec * 1_000_000)).padStart(6, '0')}Z`;
+    const inDay = us - day * 86_400_000_000; // 0 ≤ inDay < 86 400 000 000
+    const sec = Math.floor(inDay / 1_000_000);
+    const h = Math.floor(sec / 3600);
+    const m = Math.floor((sec - h * 3600) / 60);
+    const s = sec - h * 3600 - m * 60;
+    return `${this.#prefix}${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${s < 10 ? '0' : ''}${s}.${String(Math.floor(inDay - sec * 1_000_000)).padStart(6, '0')}Z`;
   }
 
   /** JSON value: a quoted ISO time, or null for NaN/infinite. */
