@@ -1277,7 +1277,8 @@ export class WsHub implements RecordListener {
     const history = this.#deps.history;
     const cols = this.#hotCols;
     let tries = 0;
-    for (;;) {
+    for (let pass = 0; ; pass++) {
+      if (pass > 0) await new Promise((r) => setImmediate(r)); // never a synchronous loop on the uWS thread
       if (!this.#alive(rep)) return;
       // 1. history, for what the hot window does not hold
       const hasHot = hot !== null && hot.appended(s.id) > 0;
@@ -1299,10 +1300,15 @@ export class WsHub implements RecordListener {
           if (!this.#alive(rep)) return;
           const n = hot.since(s.id, rep.cursorTs, cols.capacity, cols);
           if (n === HOT_BUSY) { await new Promise((r) => setTimeout(r, 1)); continue; }
-          if (rep.hasLast && cols.heldFromMicros > rep.cursorTs + 1) {
-            // the window moved past our cursor while we paused (its oldest entries were overwritten)
-            if (history !== undefined) { back = true; break; }
-            if (!(rep.gapTo >= cols.heldFromMicros)) { this.#gap(rep, rep.cursorTs, cols.heldFromMicros); rep.gapTo = cols.heldFromMicros; }
+          if (n > 0 && rep.hasLast && cols.heldFromMicros > rep.cursorTs) {
+            // The window may have moved past our cursor while we paused (its oldest entries overwritten):
+            // if the next trade it holds is not the one after our last, the ones between are not here.
+            let i = 0;
+            while (i < n && !seqAfter(cols.seq[i]!, rep.lastSeq)) i++;
+            if (i < n && cols.seq[i] !== ((rep.lastSeq + 1) >>> 0)) {
+              if (history !== undefined && cols.heldFromMicros > rep.historyTo) { back = true; break; }
+              if (history === undefined && !(rep.gapTo >= cols.heldFromMicros)) { this.#gap(rep, rep.cursorTs, cols.heldFromMicros); rep.gapTo = cols.heldFromMicros; }
+            }
           }
           if (n > 0) this.#sendRows(rep, cols, 0, n);
           if (!cols.more) break;
