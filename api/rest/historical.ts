@@ -105,6 +105,17 @@ function csvCell(v: string | number | null): string {
 
 type Cell = string | number | null;
 
+/** JSON string literals of the few distinct strings in answers (side, source), cached. */
+const QUOTED = new Map<string, string>();
+function quoted(v: string): string {
+  let q = QUOTED.get(v);
+  if (q === undefined) {
+    q = JSON.stringify(v);
+    if (QUOTED.size < 1024) QUOTED.set(v, q);
+  }
+  return q;
+}
+
 /** Rows of one DuckDB chunk as text in `format` (columns: ts_us then the value fields). */
 function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, valueFields: readonly string[], first: { v: boolean }, isoCache: IsoCache): string {
   const n = chunk.rowCount;
@@ -126,7 +137,7 @@ function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, value
       let o = `{"symbol":${symJson},"ts":"${iso}","ts_us":${tsUs},"ts_ms":${tsMs}`;
       for (let c = 1; c < cols; c++) {
         const v = vecs[c]?.getItem(i) as Cell;
-        o += `,"${valueFields[c - 1] as string}":${v === null || (typeof v === 'number' && !Number.isFinite(v)) ? 'null' : typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
+        o += `,"${valueFields[c - 1] as string}":${v === null || (typeof v === 'number' && !Number.isFinite(v)) ? 'null' : typeof v === 'string' ? quoted(v) : String(v)}`;
       }
       o += '}';
       if (format === 'ndjson') out += `${o}\n`;
