@@ -38,6 +38,8 @@ import { SymbolRegistry } from './symbols/registry.ts';
 import type { ValidatorStageOptions } from './validate/stage.ts';
 import { GapStore, QuarantineStore } from './validate/stores.ts';
 import { RECORD_RING_KIND, RECORD_SLOT_BYTES } from '../schemas/records.ts';
+import { CompactionService } from '../workers/compactor/service.ts';
+import { SpotChecker } from './spotcheck/spot-checker.ts';
 import { createRedisSinkStatus, readRedisSinkStatus } from '../workers/redis-sink/status.ts';
 
 const SCID_SOURCE_ID = 1;
@@ -46,6 +48,10 @@ const DEPTH_SOURCE_ID = 2;
 export const VALIDATOR_STAGE = 'validator';
 /** Source ids of the built-in sources (record header SOURCE_ID). */
 export const SOURCE_IDS: Readonly<Record<string, number>> = { 'sierra-scid': SCID_SOURCE_ID, 'sierra-depth': DEPTH_SOURCE_ID };
+
+/** Names of source ids as stored in Parquet's `source` column (backfill and spot checks use 'sierra'). */
+export const SOURCE_NAMES: readonly string[] = ['', 'sierra', 'sierra-depth'];
+export function sourceName(id: number): string { return SOURCE_NAMES[id] || `source${id}`; }
 
 export interface EngineLog {
   info(msg: string): void;
@@ -80,6 +86,10 @@ export class Engine {
   readonly journalDir: string;
   /** Counters of the Redis sink worker (shared memory; workers/redis-sink/status.ts), null without REDIS_URL. */
   readonly redisStatus: SharedArrayBuffer | null;
+  /** Hourly Parquet compaction of closed journal hours (piscina pool), created at start. */
+  compaction: CompactionService | null = null;
+  /** Random spot checks of stored ticks against their source. */
+  spotCheck: SpotChecker | null = null;
   readonly startedAt = Date.now();
   readonly #log: EngineLog;
   #api: ApiServer | null = null;
@@ -188,11 +198,23 @@ export class Engine {
         },
       });
     }
+    const symbolName = (id: number): string => this.registry.metaOf(id).symbol;
+    this.spotCheck = new SpotChecker({
+      dataDir: c.dataDir, journalDir: this.journalDir, sourceName, symbolName,
+      scidPathOf: (sym, src) => (src === 'sierra' ? join(sierraDir, scidFileName(sym, c.fileSuffix)) : null),
+      priceMultiplierOf: (sym) => this.registry.metaOf(this.registry.requireId(sym)).priceMultiplier,
+    });
+    this.compaction = new CompactionService({
+      dataDir: c.dataDir, journalDir: this.journalDir, sourceName, symbolName,
+      deleteJournalHour: (h, n) => this.deleteJournalHour(h, n), retentionDays: c.retentionDays, threads: 1, spotChecker: this.spotCheck,
+    });
     // Listen first: a taken port fails fast, and /readyz says 503 while the stages start.
     this.#api = await listen(buildApp({ status: () => this.status(), ready: () => this.ready() }), c.host, c.port);
     for (const d of this.drains) d.start();
     this.feed.start();
     await sup.start();
+    this.compaction.start();
+    this.spotCheck.start();
   }
 
   /** The order book of a symbol (kept current on the main thread from the depth source), if any. */
@@ -249,6 +271,8 @@ export class Engine {
         { name: this.feed.name, ...this.feed.counters, listeners: this.feed.listenerCount, lastRecordAt: this.feed.lastRecordAtMs ? new Date(this.feed.lastRecordAtMs).toISOString() : null },
       ],
       validator: this.validatorStats(),
+      compaction: this.compaction?.status() ?? null,
+      spotChecks: this.spotCheck?.status() ?? null,
       redis: this.redisStatus ? readRedisSinkStatus(this.redisStatus) : { state: 'disabled' },
       symbols,
       recentErrors: [...this.#recentErrors],
@@ -260,6 +284,7 @@ export class Engine {
     this.#closing ??= (async () => {
       this.#api?.close();
       await this.supervisor.close({ timeoutMs: 10_000 });
+      await Promise.all([this.compaction?.close(), this.spotCheck?.close()]);
       await Promise.all([...this.drains.map((d) => d.stop()), this.feed.stop()]);
     })();
     return this.#closing;
