@@ -159,9 +159,13 @@ export function tickSql(p: TickPlan, hotScan: string, sourceList: string, forPar
   const cols = forParquet
     ? `ts, epoch_ms(ts) AS ts_ms, price, size, bid, ask, side, source, seq, flags`
     : `epoch_us(ts)::DOUBLE AS ts_us, price, size::DOUBLE AS size, bid, ask, side, source, seq::DOUBLE AS seq, flags::DOUBLE AS flags`;
-  // An explicit sort: DuckDB does not keep the order of a multi-file read_parquet (measured: whole files come
-  // out of place under parallel scans, even with preserve_insertion_order), and sorting already-sorted
-  // input costs little next to reading it. bench/api.bench.ts checks the order of a large answer.
+  // Order. DuckDB keeps the row order of ONE file scan (preserve_insertion_order, the default: row groups keep
+  // their batch order), and each compactor file is sorted by (ts, seq); so one file and no hot rows needs no
+  // sort, which is the common "one day" case (day.parquet) and saves most of the time of a million-row answer.
+  // It does NOT keep the order across a multi-file read_parquet (measured: whole files come out of place under
+  // parallel scans), so anything else is sorted explicitly. bench/api.bench.ts checks the order of a
+  // million-row answer; test/api-historical.test.ts compares exact order.
+  if (p.hotRows === 0 && parts.length === 1 && p.tickFiles.length === 1) return `SELECT ${cols} FROM (${parts[0] as string})`;
   return `SELECT ${cols} FROM (${parts.join(' UNION ALL ')}) ORDER BY part, ts, k`;
 }
 
