@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { secretEquals } from '../api/webhooks/index.ts';
+import { secretEquals, webhookOptionsFromEnv } from '../api/webhooks/index.ts';
 import { startWebhookServer, type WebhookServer } from '../api/webhooks/fixtures/harness.ts';
 import { TestKeys } from '../api/ws/fixtures/harness.ts';
 
@@ -119,6 +119,20 @@ describe('/ml-trade', () => {
     expect((await post(srv, '/ml-trade', TRADE, { 'x-api-key': 'ingest-key' })).status).toBe(200);
     expect(secretEquals('a', 'a')).toBe(true);
     expect(secretEquals('a', 'ab')).toBe(false);
+  });
+});
+
+describe('webhook settings from the environment', () => {
+  it('parses the secret, GEX hosts and CORS origins; refuses malformed values with ENGINE_ERR_CONFIG naming the variable', () => {
+    expect(webhookOptionsFromEnv({})).toEqual({});
+    expect(webhookOptionsFromEnv({ TICKPIPE_WEBHOOK_SECRET: 'a-long-enough-secret', TICKPIPE_GEX_HOSTS: 'hist.gex.bot, mirror.local:8443,*.blob.core.windows.net', TICKPIPE_WEBHOOK_CORS: 'https://gexbot.com' }))
+      .toEqual({ sharedSecret: 'a-long-enough-secret', gexAllowedHosts: ['hist.gex.bot', 'mirror.local:8443', '*.blob.core.windows.net'], corsOrigins: ['https://gexbot.com'] });
+    expect(() => webhookOptionsFromEnv({ TICKPIPE_WEBHOOK_SECRET: 'short' })).toThrow(/TICKPIPE_WEBHOOK_SECRET/);
+    expect(() => webhookOptionsFromEnv({ TICKPIPE_GEX_HOSTS: 'http://x.com/path' })).toThrow(/TICKPIPE_GEX_HOSTS/);
+    expect(() => webhookOptionsFromEnv({ TICKPIPE_WEBHOOK_CORS: 'gexbot.com' })).toThrow(/TICKPIPE_WEBHOOK_CORS/);
+    let code = '';
+    try { webhookOptionsFromEnv({ TICKPIPE_GEX_HOSTS: 'bad host' }); } catch (e) { code = (e as { code: string }).code; }
+    expect(code).toBe('ENGINE_ERR_CONFIG');
   });
 });
 

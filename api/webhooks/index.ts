@@ -23,6 +23,7 @@ import { Redis } from 'ioredis';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { z } from 'zod';
 import { formatIsoMicros, parseTimeToMicros } from '../../engine/clock/iso.ts';
+import { engineError } from '../../engine/errors.ts';
 import { toWireGex, type GexSnapshot } from '../../engine/gex/snapshot.ts';
 import { GexStore } from '../../engine/gex/store.ts';
 import { normalizeTicker, tickersForQuery } from '../../engine/gex/tickers.ts';
@@ -442,6 +443,40 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
       if (redis !== null) { try { await redis.quit(); } catch { redis.disconnect(); } }
     },
   };
+}
+
+/**
+ * Webhook settings from the environment (for the engine's config): TICKPIPE_WEBHOOK_SECRET (shared secret,
+ * at least 16 characters), TICKPIPE_GEX_HOSTS (comma-separated `host` or `host:port`, default
+ * DEFAULT_GEX_HOSTS), TICKPIPE_WEBHOOK_CORS (comma-separated origins, default DEFAULT_CORS_ORIGINS).
+ * A malformed value is ENGINE_ERR_CONFIG naming the variable.
+ */
+export function webhookOptionsFromEnv(env: Record<string, string | undefined> = process.env): Pick<WebhookDeps, 'sharedSecret' | 'gexAllowedHosts' | 'corsOrigins'> {
+  const out: Pick<WebhookDeps, 'sharedSecret' | 'gexAllowedHosts' | 'corsOrigins'> = {};
+  const secret = env.TICKPIPE_WEBHOOK_SECRET;
+  if (secret !== undefined && secret !== '') {
+    if (secret.length < 16 || /\s/.test(secret)) throw engineError('ENGINE_ERR_CONFIG', 'TICKPIPE_WEBHOOK_SECRET must be at least 16 characters without spaces', { variable: 'TICKPIPE_WEBHOOK_SECRET' });
+    out.sharedSecret = secret;
+  }
+  const hosts = env.TICKPIPE_GEX_HOSTS;
+  if (hosts !== undefined && hosts !== '') {
+    const list = hosts.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+    for (const h of list) {
+      if (!/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/.test(h)) {
+        throw engineError('ENGINE_ERR_CONFIG', `TICKPIPE_GEX_HOSTS: ${JSON.stringify(h)} is not a host or host:port`, { variable: 'TICKPIPE_GEX_HOSTS' });
+      }
+    }
+    out.gexAllowedHosts = list;
+  }
+  const cors = env.TICKPIPE_WEBHOOK_CORS;
+  if (cors !== undefined && cors !== '') {
+    const list = cors.split(',').map((o) => o.trim()).filter(Boolean);
+    for (const o of list) {
+      if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(o)) throw engineError('ENGINE_ERR_CONFIG', `TICKPIPE_WEBHOOK_CORS: ${JSON.stringify(o)} is not an origin`, { variable: 'TICKPIPE_WEBHOOK_CORS' });
+    }
+    out.corsOrigins = list;
+  }
+  return out;
 }
 
 function publicSnapshot(g: GexSnapshot): Record<string, unknown> {
