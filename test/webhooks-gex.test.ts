@@ -134,6 +134,34 @@ describe('/gex_history_url SSRF rules', () => {
   });
 });
 
+describe('/gex_history_url request errors', () => {
+  it('400 malformed JSON or not an object, 401 no/unknown key, 403 without ingest, 413 oversized, 503 when the queue is full', async () => {
+    const bad = await post(srv, '{"url": ');
+    expect([bad.status, errCode(bad.body)]).toEqual([400, 'BAD_JSON']);
+    expect((bad.body.error as { message: string }).message).toMatch(/not valid JSON/);
+    expect((await post(srv, '["https://hist.gex.bot/x.json"]')).status).toBe(400);
+    expect((await post(srv, { url: `http://${fake.hostPort}/x.json`, ticker: 'no spaces allowed' })).status).toBe(400);
+    expect((await post(srv, { url: 'https://hist.gex.bot/x.json' }, {})).status).toBe(401);
+    expect((await post(srv, { url: 'https://hist.gex.bot/x.json' }, { authorization: 'Bearer nope' })).status).toBe(401);
+    expect((await post(srv, { url: 'https://hist.gex.bot/x.json' }, { authorization: 'Bearer reader' })).status).toBe(403);
+    const big = await post(srv, { url: `http://${fake.hostPort}/x.json`, metadata: 'x'.repeat(20_000) });
+    expect([big.status, errCode(big.body)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    const q = await startWebhookServer({
+      authenticator: keys, dataDir: join(dir, 'queue'), gexAllowedHosts: [fake.hostPort], gexMaxQueued: 1,
+      fetch: { allowHttp: true, testAllowLoopback: [fake.hostPort], timeoutMs: 1500 },
+    });
+    try {
+      const a = await post(q, { url: `http://${fake.hostPort}/slow.json`, ticker: 'A' }); // runs (stalls)
+      const b = await post(q, { url: `http://${fake.hostPort}/slow.json`, ticker: 'B' }); // waits
+      const c = await post(q, { url: `http://${fake.hostPort}/slow.json`, ticker: 'C' }); // no room
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect([c.status, errCode(c.body)]).toEqual([503, 'QUEUE_FULL']);
+    } finally {
+      await q.close();
+    }
+  });
+});
+
 describe('/gex_history_url ingest and GEX queries', () => {
   it('ingests a real-shaped .json.gz from the allowlisted fake host (text/plain body), stores and serves it', async () => {
     const url = `http://${fake.hostPort}/gb-nqndx/2025-10-21_NQ_NDX_classic_gex_zero.json.gz?sv=2024&sig=secret`;

@@ -56,6 +56,8 @@ export interface WebhookDeps {
   gexAllowedHosts?: readonly string[];
   /** Download limits and test-only overrides (see fetch.ts; `testAllowLoopback` is for tests only). */
   fetch?: Partial<Omit<FetchPolicy, 'allowedHosts'>>;
+  /** GEX downloads waiting at most (default 100; more: 503 QUEUE_FULL). */
+  gexMaxQueued?: number;
   /** Largest decompressed GEX file (default 512 MiB). */
   maxDecompressedBytes?: number;
   /** Contract symbols to roots for GEX queries (MNQZ25 -> MNQ -> NQ_NDX). */
@@ -172,6 +174,7 @@ export function attachWebhooks(app: TemplatedApp, deps: WebhookDeps): Webhooks {
   const storeP = GexStore.open(join(deps.dataDir, 'gex'));
   const jobsP = storeP.then((store) => new GexJobs(store, {
     policy, rawDir: join(deps.dataDir, 'gex', 'raw'), ...(deps.maxDecompressedBytes ? { maxDecompressedBytes: deps.maxDecompressedBytes } : {}),
+    ...(deps.gexMaxQueued !== undefined ? { maxQueued: deps.gexMaxQueued } : {}),
     onLatest: (snaps) => { if (deps.onGex) for (const g of snaps) deps.onGex(toWireGex(g)); },
   }));
   let jobsRef: GexJobs | null = null;
