@@ -19,7 +19,6 @@ import { readFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { DuckDBDataChunk } from '@duckdb/node-api';
 import { microsToIso } from '../../engine/latest/latest-table.ts';
 import type { SymbolMeta } from '../../engine/symbols/registry.ts';
 import { Query } from '../http/request.ts';
@@ -28,7 +27,6 @@ import { ResponseStream, sendBuffer } from '../http/stream.ts';
 import { HotSnapshot, type PooledConn } from './duck-pool.ts';
 import { barSql, filesFor, INTERVALS, planBars, snapshotHot, sourceListSql, sqlStr, tickSql, type TickPlan } from './hist-plan.ts';
 import { resolveSymbol, type RouteCtx, type RouteHandler, type Services } from './context.ts';
-import { IsoCache } from './latest.ts';
 
 const FORMATS = ['json', 'ndjson', 'csv', 'parquet'] as const;
 type Format = (typeof FORMATS)[number];
@@ -104,53 +102,6 @@ function csvCell(v: string | number | null): string {
   return /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
 }
 
-type Cell = string | number | null;
-
-/** JSON string literals of the few distinct strings in answers (side, source), cached. */
-const QUOTED = new Map<string, string>();
-function quoted(v: string): string {
-  let q = QUOTED.get(v);
-  if (q === undefined) {
-    q = JSON.stringify(v);
-    if (QUOTED.size < 1024) QUOTED.set(v, q);
-  }
-  return q;
-}
-
-/** Rows of one DuckDB chunk as text in `format` (columns: ts_us then the value fields). */
-function chunkText(chunk: DuckDBDataChunk, format: Format, symbol: string, valueFields: readonly string[], first: { v: boolean }, isoCache: IsoCache): string {
-  const n = chunk.rowCount;
-  const cols = valueFields.length + 1;
-  const vecs = [];
-  for (let c = 0; c < cols; c++) vecs.push(chunk.getColumnVector(c));
-  const symJson = JSON.stringify(symbol);
-  const symCsv = csvCell(symbol);
-  let out = '';
-  for (let i = 0; i < n; i++) {
-    const tsUs = vecs[0]?.getItem(i) as number;
-    const iso = isoCache.iso(tsUs);
-    const tsMs = Math.floor(tsUs / 1000);
-    if (format === 'csv') {
-      out += `${symCsv},${iso},${tsUs},${tsMs}`;
-      for (let c = 1; c < cols; c++) out += `,${csvCell(vecs[c]?.getItem(i) as Cell)}`;
-      out += '\n';
-    } else {
-      let o = `{"symbol":${symJson},"ts":"${iso}","ts_us":${tsUs},"ts_ms":${tsMs}`;
-      for (let c = 1; c < cols; c++) {
-        const v = vecs[c]?.getItem(i) as Cell;
-        o += `,"${valueFields[c - 1] as string}":${v === null || (typeof v === 'number' && !Number.isFinite(v)) ? 'null' : typeof v === 'string' ? quoted(v) : String(v)}`;
-      }
-      o += '}';
-      if (format === 'ndjson') out += `${o}\n`;
-      else {
-        out += first.v ? o : `,${o}`;
-        first.v = false;
-      }
-    }
-  }
-  return out;
-}
-
 async function planFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Request, snap: HotSnapshot): Promise<TickPlan> {
   const hot = s.deps.hot;
   let heldFrom = Infinity;
@@ -198,13 +149,42 @@ async function answerParquet(s: Services, ctx: RouteCtx, res: Parameters<RouteHa
   await sendBuffer(res, ctx, 200, CONTENT_TYPE.parquet, body, { ...headers(r), 'content-disposition': `attachment; filename="${fname}"` });
 }
 
+const INT_FIELDS: ReadonlySet<string> = new Set(['size', 'seq', 'flags', 'volume', 'trades', 'buy_volume', 'sell_volume']);
+const STR_FIELDS: ReadonlySet<string> = new Set(['side', 'source']);
+
+/**
+ * One text line per row, formatted by DuckDB (on its threads, in C++) instead of in JS: the uWS thread only
+ * joins the lines and writes them. Integers print as integers, doubles in shortest round-trip form (21000.0,
+ * 21013.25), NULL as null / an empty CSV cell, ISO times with 6 fractional digits. The inner query keeps its
+ * order (a projection over an ordered subquery).
+ */
+export function lineSql(inner: string, format: 'json' | 'ndjson' | 'csv', symbol: string, valueFields: readonly string[]): string {
+  const iso = `strftime(make_timestamptz(ts_us::BIGINT), '%Y-%m-%dT%H:%M:%S.%fZ')`;
+  const tsUs = `(ts_us::BIGINT)::VARCHAR`;
+  const tsMs = `((ts_us::BIGINT) // 1000)::VARCHAR`;
+  let expr: string;
+  if (format === 'csv') {
+    const cells = [sqlStr(csvCell(symbol)), iso, tsUs, tsMs, ...valueFields.map((f) => (STR_FIELDS.has(f)
+      ? `CASE WHEN ${f} IS NULL THEN '' WHEN regexp_matches(${f}, '[",\r\n]') THEN '"' || replace(${f}, '"', '""') || '"' ELSE ${f} END`
+      : INT_FIELDS.has(f) ? `coalesce((${f}::BIGINT)::VARCHAR, '')` : `coalesce(${f}::VARCHAR, '')`))];
+    expr = cells.join(` || ',' || `);
+  } else {
+    expr = `${sqlStr(`{"symbol":${JSON.stringify(symbol)},"ts":"`)} || ${iso} || '","ts_us":' || ${tsUs} || ',"ts_ms":' || ${tsMs}`;
+    for (const f of valueFields) {
+      const v = STR_FIELDS.has(f) ? `coalesce(to_json(${f})::VARCHAR, 'null')` : INT_FIELDS.has(f) ? `coalesce((${f}::BIGINT)::VARCHAR, 'null')` : `coalesce(${f}::VARCHAR, 'null')`;
+      expr += ` || ',"${f}":' || ${v}`;
+    }
+    expr += ` || '}'`;
+  }
+  return `SELECT ${expr} AS line FROM (${inner})`;
+}
+
 async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandler>[0], r: Request): Promise<void> {
   const pool = await s.duck();
   const stream = new ResponseStream(res, ctx);
   const valueFields = r.bucketUs === null ? TICK_VALUE_FIELDS : BAR_VALUE_FIELDS;
   const fields = r.bucketUs === null ? TICK_FIELDS : BAR_FIELDS;
   const first = { v: true };
-  const isoCache = new IsoCache();
   let rows = 0;
   const begin = (): void => {
     if (stream.started) return;
@@ -222,7 +202,7 @@ async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandl
     if (ctx.aborted) return;
     await pool.with(async (conn) => {
       const snap = new HotSnapshot();
-      const sql = await sqlFor(s, conn, meta, r, snap, false);
+      const sql = lineSql(await sqlFor(s, conn, meta, r, snap, false), r.format as 'json' | 'ndjson' | 'csv', meta.symbol, valueFields);
       const result = await conn.conn.stream(sql);
       // the head goes out only once the first query is accepted: errors before it are plain JSON errors
       begin();
@@ -233,7 +213,18 @@ async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandl
         const chunk = await result.fetchChunk();
         if (chunk === null || chunk.rowCount === 0) break;
         rows += chunk.rowCount;
-        buf += chunkText(chunk, r.format, meta.symbol, valueFields, first, isoCache);
+        const vec = chunk.getColumnVector(0);
+        const n = chunk.rowCount;
+        const sep = r.format === 'json' ? ',' : '\n';
+        for (let i = 0; i < n; i++) {
+          const line = vec.getItem(i) as string;
+          if (r.format === 'json') {
+            buf += first.v ? line : `${sep}${line}`;
+            first.v = false;
+          } else {
+            buf += `${line}${sep}`;
+          }
+        }
         if (buf.length >= 256 * 1024) {
           if (!(await stream.write(buf))) return;
           buf = '';
