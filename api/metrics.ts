@@ -74,6 +74,15 @@ export class ApiMetrics {
     return l === undefined ? NaN : l.h.getValueAtPercentile(q * 100) / 1e6;
   }
 
+  /** Totals for the status panel: requests answered, and the worst per-route p99 in ms. */
+  summary(): { requests: number; p99Ms: number } {
+    let n = 0;
+    for (const m of this.#requests.values()) for (const c of m.values()) n += c;
+    let p99 = 0;
+    for (const l of this.#http.values()) p99 = Math.max(p99, l.h.getValueAtPercentile(99) / 1000);
+    return { requests: n, p99Ms: p99 };
+  }
+
   async render(families: readonly MetricFamily[] = []): Promise<string> {
     const out: string[] = [await this.registry.metrics()];
     const req = ['# HELP tickpipe_http_requests_total HTTP requests answered, by route and status', '# TYPE tickpipe_http_requests_total counter'];

@@ -20,7 +20,15 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApp, listen, type ApiServer } from '../api/server.ts';
+import { adminAttach } from '../api/admin.ts';
+import { KeyStore } from '../api/auth/keystore.ts';
+import type { ApiDeps, MetricFamily, RecordQuery } from '../api/deps.ts';
+import { createApi, type Api } from '../api/server.ts';
+import { panelAttach } from '../api/static.ts';
+import { attachWebhooks, webhookOptionsFromEnv, type Webhooks } from '../api/webhooks/index.ts';
+import { attachWebSocket, webhookMetricFamilies, wsMetricFamilies, type WsHub } from '../api/ws/index.ts';
+import { createParquetHistory, type ParquetHistory } from '../api/ws/parquet-history.ts';
+import { ringStats as ringStatsOf } from './ring/ring.ts';
 import type { IngestFileSpec } from '../workers/sierra/ingest.ts';
 import { DEPTH_SUBDIR, scidFileName } from '../workers/sim/sim-files.ts';
 import type { OrderBook } from './book/order-book.ts';
@@ -92,7 +100,15 @@ export class Engine {
   spotCheck: SpotChecker | null = null;
   readonly startedAt = Date.now();
   readonly #log: EngineLog;
-  #api: ApiServer | null = null;
+  #api: Api | null = null;
+  #port = 0;
+  /** API keys (`<data-dir>/keys.json`, hashed), re-read when `tickpipe keys` changes the file. */
+  keys: KeyStore | null = null;
+  /** The WebSocket hub (`/ws`), subscribed to the record feed. */
+  hub: WsHub | null = null;
+  webhooks: Webhooks | null = null;
+  #history: ParquetHistory | null = null;
+  #unsubscribeHub: (() => void) | null = null;
   #closing: Promise<void> | null = null;
   readonly #recentErrors: string[] = [];
 
@@ -119,7 +135,7 @@ export class Engine {
     this.journalDir = join(config.dataDir, JOURNAL_DIR_NAME);
   }
 
-  get port(): number { return this.#api?.port ?? 0; }
+  get port(): number { return this.#port; }
 
   static async start(config: EngineConfig, log: EngineLog): Promise<Engine> {
     const e = new Engine(config, log);
@@ -209,12 +225,100 @@ export class Engine {
       deleteJournalHour: (h, n) => this.deleteJournalHour(h, n), retentionDays: c.retentionDays, threads: 1, spotChecker: this.spotCheck,
     });
     // Listen first: a taken port fails fast, and /readyz says 503 while the stages start.
-    this.#api = await listen(buildApp({ status: () => this.status(), ready: () => this.ready() }), c.host, c.port);
+    await this.#startApi();
     for (const d of this.drains) d.start();
     this.feed.start();
     await sup.start();
     this.compaction.start();
     this.spotCheck.start();
+  }
+
+  async #startApi(): Promise<void> {
+    const c = this.config;
+    const webhookEnv = webhookOptionsFromEnv(process.env);
+    this.keys = KeyStore.open(c.dataDir, { watch: true });
+    const symbolIdOf = (q: RecordQuery): number | undefined => (q.symbol === null ? undefined : this.registry.idOf(q.symbol) || -1);
+    const deps: ApiDeps = {
+      registry: this.registry, latest: this.latest, hot: this.hot, dataDir: c.dataDir, sourceNames: SOURCE_NAMES,
+      book: (id) => this.books(id),
+      gaps: (q) => this.gaps.query({
+        ...(symbolIdOf(q) !== undefined ? { symbolId: symbolIdOf(q)! } : {}),
+        ...(q.fromMicros !== null ? { fromMicros: q.fromMicros } : {}), ...(q.toMicros !== null ? { toMicros: q.toMicros } : {}),
+        limit: q.limit, order: 'desc',
+      }),
+      quarantine: (q) => this.quarantine.query({
+        ...(symbolIdOf(q) !== undefined ? { symbolId: symbolIdOf(q)! } : {}),
+        ...(q.fromMicros !== null ? { fromMicros: q.fromMicros } : {}), ...(q.toMicros !== null ? { toMicros: q.toMicros } : {}),
+        limit: q.limit, order: 'desc',
+      }),
+      status: () => this.status(), ready: () => this.ready(), metrics: () => this.metrics(),
+      auth: this.keys, retentionDays: c.retentionDays, now: () => Date.now(),
+    };
+    this.#history = createParquetHistory({ dataDir: c.dataDir, sourceNames: SOURCE_NAMES });
+    let api: Api | null = null;
+    const badKeys = {
+      blockedFor: (a: string, n: number): number => api?.guard.badKeys.blockedFor(a, n) ?? 0,
+      fail: (a: string, n: number): void => { api?.guard.badKeys.fail(a, n); },
+    };
+    api = await createApi(deps, { ...(webhookEnv.corsOrigins ? { corsOrigins: webhookEnv.corsOrigins } : {}) }, [
+      (app) => {
+        this.hub = attachWebSocket(app, {
+          authenticator: this.keys!, registry: this.registry, hot: this.hot, history: this.#history!.reader,
+          status: () => this.status(), ready: () => this.ready(), sourceNames: SOURCE_NAMES, badKeys,
+        });
+      },
+      (app) => {
+        this.webhooks = attachWebhooks(app, {
+          authenticator: this.keys!, dataDir: c.dataDir, redisUrl: c.redisUrl ?? undefined, registry: this.registry,
+          onGex: (g) => this.hub?.publishGex(g), ...webhookEnv, badKeys,
+        });
+      },
+      adminAttach({ stageNames: () => this.supervisor.status().map((s) => s.name), restart: (n) => this.supervisor.restart(n) }),
+      panelAttach(),
+    ]);
+    this.#api = api;
+    this.#unsubscribeHub = this.feed.subscribe(this.hub!);
+    for (const d of this.drains) d.listener = this.hub;
+    this.#port = (await api.listen(c.host, c.port)).port;
+  }
+
+  #apiRate = { atMs: 0, requests: 0, perSec: 0 };
+  #apiSummary(): Record<string, number> | null {
+    if (!this.#api) return null;
+    const { requests, p99Ms } = this.#api.metrics.summary();
+    const now = Date.now();
+    const r = this.#apiRate;
+    if (now - r.atMs >= 1000) {
+      if (r.atMs > 0) r.perSec = ((requests - r.requests) * 1000) / (now - r.atMs);
+      r.atMs = now;
+      r.requests = requests;
+    }
+    return { requests, requestsPerSec: Math.round(r.perSec * 10) / 10, p99Ms: Math.round(p99Ms * 1000) / 1000 };
+  }
+
+  /** Engine metric families for `/metrics` (the API adds its own HTTP figures). */
+  metrics(): MetricFamily[] {
+    const out: MetricFamily[] = [];
+    const v = this.validatorStats();
+    out.push({ name: 'tickpipe_validator_counter', help: 'validator counters (records, rejects and flags by rule, journal)', type: 'counter',
+      samples: Object.entries(v).filter(([, x]) => typeof x === 'number').map(([k, x]) => ({ labels: { counter: k }, value: x })) });
+    const rings = Object.entries(this.rings).map(([name, r]) => ({ name, st: ringStatsOf(r) }));
+    out.push({ name: 'tickpipe_ring_occupancy', help: 'records waiting in each ring', type: 'gauge', samples: rings.map(({ name, st }) => ({ labels: { ring: name }, value: st.occupancy })) });
+    out.push({ name: 'tickpipe_ring_published_total', help: 'records published into each ring', type: 'counter', samples: rings.map(({ name, st }) => ({ labels: { ring: name }, value: st.published })) });
+    out.push({ name: 'tickpipe_ring_full_stalls_total', help: 'claims that found the ring full (back-pressure)', type: 'counter', samples: rings.map(({ name, st }) => ({ labels: { ring: name }, value: st.fullStalls })) });
+    out.push({ name: 'tickpipe_trades_total', help: 'validated trades per symbol', type: 'counter',
+      samples: this.registry.list().map((m) => ({ labels: { symbol: m.symbol }, value: this.feed.tradesBySymbol[m.id] ?? 0 })) });
+    const comp = this.compaction?.status();
+    if (comp) {
+      out.push({ name: 'tickpipe_compaction_hours_total', help: 'symbol-hours compacted to Parquet', type: 'counter', samples: [{ value: comp.hoursCompacted }] });
+      out.push({ name: 'tickpipe_compaction_failures_total', help: 'failed compaction cycles', type: 'counter', samples: [{ value: comp.failures }] });
+      out.push({ name: 'tickpipe_compaction_last_hour_seconds', help: 'duration of the last symbol-hour compaction', type: 'gauge', samples: [{ value: (comp.durations.lastHourMs ?? 0) / 1000 }] });
+    }
+    const spot = this.spotCheck?.status();
+    if (spot) out.push({ name: 'tickpipe_spot_check_accuracy', help: 'share of spot-checked ticks equal to their source', type: 'gauge', samples: [{ value: spot.accuracy ?? 1 }] });
+    if (this.hub) out.push(...wsMetricFamilies(this.hub.stats()));
+    if (this.webhooks) out.push(...webhookMetricFamilies(this.webhooks.stats()));
+    return out;
   }
 
   /** The order book of a symbol (kept current on the main thread from the depth source), if any. */
@@ -273,6 +377,9 @@ export class Engine {
       validator: this.validatorStats(),
       compaction: this.compaction?.status() ?? null,
       spotChecks: this.spotCheck?.status() ?? null,
+      ws: this.hub?.stats() ?? null,
+      api: this.#apiSummary(),
+      webhooks: this.webhooks?.stats() ?? null,
       redis: this.redisStatus ? readRedisSinkStatus(this.redisStatus) : { state: 'disabled' },
       symbols,
       recentErrors: [...this.#recentErrors],
@@ -282,7 +389,13 @@ export class Engine {
   /** Graceful stop: HTTP, then stages in order (sources drain into the rings), then the ring consumers. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#api?.close();
+      this.#unsubscribeHub?.();
+      for (const d of this.drains) d.listener = null;
+      this.hub?.close();
+      await this.#api?.close();
+      await this.webhooks?.close();
+      await this.#history?.close();
+      this.keys?.close();
       await this.supervisor.close({ timeoutMs: 10_000 });
       await Promise.all([this.compaction?.close(), this.spotCheck?.close()]);
       await Promise.all([...this.drains.map((d) => d.stop()), this.feed.stop()]);

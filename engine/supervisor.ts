@@ -50,6 +50,8 @@ interface Stage {
   status: StageStatus;
   stopped: Promise<void> | null;
   resolveStopped: (() => void) | null;
+  /** The next exit was asked for by restart(): respawn at once, not counted against maxRestarts. */
+  manualRestart?: boolean;
 }
 
 export class Supervisor extends EventEmitter {
@@ -113,6 +115,27 @@ export class Supervisor extends EventEmitter {
     await st.worker.terminate();
   }
 
+  /**
+   * Operator restart (the panel's admin action): a running stage is terminated and started again at once,
+   * a stage that gave up ('failed') is started again with its crash count reset. Neither counts as a crash.
+   */
+  async restart(name: string): Promise<void> {
+    const st = this.#stages.find((s) => s.spec.name === name);
+    if (!st) throw engineError('ENGINE_ERR_INVALID_ARG', `no stage ${name}`);
+    if (this.#closing) throw engineError('ENGINE_ERR_INVALID_ARG', 'the engine is stopping');
+    if (st.worker) {
+      st.manualRestart = true;
+      await st.worker.terminate();
+      return;
+    }
+    if (st.status.state !== 'failed') throw engineError('ENGINE_ERR_INVALID_ARG', `stage ${name} is ${st.status.state}; try again when it runs`);
+    st.status.restarts = 0;
+    await this.#spawn(st).then(
+      () => { this.emit('stage-restarted', name, st.status.restarts); },
+      (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
+    );
+  }
+
   #spawn(st: Stage): Promise<void> {
     const { spec } = st;
     st.status.state = st.status.restarts > 0 ? 'restarting' : 'starting';
@@ -155,6 +178,15 @@ export class Supervisor extends EventEmitter {
 
   #restartLater(st: Stage, code: number): void {
     const { spec } = st;
+    if (st.manualRestart) {
+      st.manualRestart = false;
+      st.status.state = 'restarting';
+      this.#spawn(st).then(
+        () => this.emit('stage-restarted', spec.name, st.status.restarts),
+        (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
+      );
+      return;
+    }
     const max = spec.maxRestarts ?? 5;
     if (st.status.restarts >= max) {
       st.status.state = 'failed';

@@ -6,7 +6,8 @@
  */
 import { OrderBook } from '../book/order-book.ts';
 import type { LatestTable } from '../latest/latest-table.ts';
-import { RingReader } from '../ring/ring.ts';
+import { RingReader, type SlotViews } from '../ring/ring.ts';
+import type { RecordListener } from '../../api/types.ts';
 import {
   RecordKind, SIDE_MASK, TRADE_ASK_BYTE, TRADE_ASK_SIZE_BYTE, TRADE_BID_BYTE, TRADE_BID_SIZE_BYTE, TRADE_FLAGS_BYTE,
   TRADE_PRICE_BYTE, TRADE_SIZE_BYTE, TradeFlag, readF64, readKind, readSeq, readSymbolId, readTsMicros, readU32,
@@ -36,6 +37,10 @@ export class RingDrain {
   #running: Promise<void> | null = null;
   #stopRequested = false;
   lastRecordAtMs = 0;
+  /** Receives the DEPTH and BOOK_END records after the book applied them (the WebSocket hub's book channel). */
+  listener: RecordListener | null = null;
+  /** Listener calls that threw (the listener is dropped after the first). */
+  listenerErrors = 0;
 
   constructor(name: string, ring: SharedArrayBuffer, latest: LatestTable, tickSize: (id: number) => number) {
     this.name = name;
@@ -74,6 +79,10 @@ export class RingDrain {
     }
   }
 
+  #forward(v: SlotViews, b: number): void {
+    try { this.listener!.onRecord(v, b); } catch { this.listenerErrors++; this.listener = null; }
+  }
+
   #consume(n: number): void {
     const r = this.#reader;
     const v = r.views;
@@ -104,10 +113,12 @@ export class RingDrain {
           if (book === undefined) { book = new OrderBook({ tickSize: this.#tickSize(id) }); this.#books[id] = book; }
           book.applyFromSlot(v, b);
           c.depth++;
+          if (this.listener !== null) this.#forward(v, b);
           break;
         }
         case RecordKind.BOOK_END:
           c.bookBatches++;
+          if (this.listener !== null) this.#forward(v, b);
           break;
         case RecordKind.GAP:
           c.gaps++;
@@ -117,6 +128,9 @@ export class RingDrain {
       }
     }
     r.release(n);
+    if (this.listener !== null) {
+      try { this.listener.onBatchEnd(); } catch { this.listenerErrors++; this.listener = null; }
+    }
     this.lastRecordAtMs = Date.now();
   }
 }

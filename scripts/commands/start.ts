@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ENV_HELP, loadConfig, loadDotEnv } from '../../engine/config.ts';
 
@@ -29,14 +30,27 @@ export function registerStart(program: Command): void {
       if (envFile) log.info(`configuration from the environment and ${envFile}`);
       // Loaded lazily: the engine's imports (uWS, workers) would slow every other command's start-up.
       const { Engine } = await import('../../engine/engine.ts');
+      const { ensureLocalKey } = await import('../../api/auth/keystore.ts');
+      // First run: an admin key for this machine, printed once (stored hashed in <data-dir>/keys.json).
+      mkdirSync(config.dataDir, { recursive: true });
+      const local = ensureLocalKey(config.dataDir);
       const engine = await Engine.start(config, log);
       const base = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${engine.port}`;
       log.info(`tickpipe running (${config.demo ? `demo market, ${config.demoRate} trades/s` : `Sierra Chart files in ${config.sierraDir}`}; symbols ${config.symbols.join(', ')})`);
-      log.info(`status: ${base}/api/v1/status   health: ${base}/healthz`);
+      log.info(`panel: ${base}/status.html   status: ${base}/api/v1/status   health: ${base}/healthz   WebSocket: ${base.replace('http', 'ws')}/ws`);
+      if (local) {
+        log.info(`local API key (all scopes; shown once, stored hashed in ${config.dataDir}/keys.json): ${local.key}`);
+        log.info(`  try: curl -H 'Authorization: Bearer ${local.key}' '${base}/api/v1/ticks/latest?symbols=${config.symbols.join(',')}'`);
+      } else {
+        log.info(`API keys: ${config.dataDir}/keys.json (tickpipe keys list / create --name bot --scopes realtime,stream)`);
+      }
       log.info(`data directory: ${config.dataDir}`);
       const timer = setInterval(() => {
-        const parts = engine.drains.map((d) => `${d.name} ${d.counters.trades + d.counters.depth} records`);
-        log.info(parts.join(', '));
+        const v = engine.validatorStats();
+        const trades = engine.registry.list().reduce((a, m) => a + (engine.feed.tradesBySymbol[m.id] ?? 0), 0);
+        const depth = engine.drains.reduce((a, d) => a + d.counters.depth, 0);
+        const comp = engine.compaction?.status();
+        log.info(`trades ${trades}, depth records ${depth}, quarantined ${v.quarantined ?? 0}, hours compacted ${comp?.hoursCompacted ?? 0}, ws clients ${engine.hub?.stats().clients ?? 0}`);
       }, 10_000);
       timer.unref();
       await new Promise<void>((resolve) => {
