@@ -47,7 +47,7 @@ export const ENV_SCHEMA = z.object({
   TICKPIPE_FILE_SUFFIX: z.string().regex(/^[A-Za-z0-9._-]{0,32}$/).default('_FUT_CME'),
   TICKPIPE_PRICE_MULTIPLIERS: multipliers.optional(),
   TICKPIPE_MERGE_BUNDLES: bool.default(false),
-  TICKPIPE_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(250),
+  TICKPIPE_POLL_MS: z.coerce.number().int().min(1).max(60_000).default(250),
   TICKPIPE_DEMO: bool.optional(),
   TICKPIPE_DEMO_RATE: z.coerce.number().min(1).max(2_000_000).default(600),
   TICKPIPE_DEMO_HISTORY_MIN: z.coerce.number().min(0).max(24 * 60).default(10),

@@ -1,0 +1,147 @@
+/**
+ * Observers of the end-to-end bench, one mode per worker thread (off the engine's main thread):
+ * - `latest`: attached to the engine's LatestTable, polls each symbol's trade seq; a change is one
+ *   observation, latency = now − the trade's event time (the writer stamps ticks with the wall clock).
+ * - `ws`: N `ws` clients subscribed to the symbols' trades in JSON; every tick is counted per client and
+ *   symbol with seq continuity and Σ ticks × size, latency = arrival − event time.
+ * - `redis`: a subscriber to the sink's trade channel; messages counted and summed per symbol, latency
+ *   from the message's ISO timestamp (µs).
+ * The harness posts {type:'stop'}; the worker answers with an ObserverDone and exits.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import WebSocket from 'ws';
+import { LatestTable } from '../../engine/latest/index.ts';
+import { F_TRADE_SEQ, F_TRADE_TS_MICROS } from '../../engine/latest/layout.ts';
+import { latencyHistogram, nowMicros, recordLatency, summarize, tickSum, type ObserverData, type ObserverDone, type WsClientTotals } from './stats.ts';
+
+const d = workerData as ObserverData;
+const h = latencyHistogram();
+const errors: string[] = [];
+let stopping = false;
+
+function emptyTotals(): WsClientTotals {
+  return { symbols: Object.fromEntries(d.symbols.map((s) => [s.symbol, { count: 0, sum: 0, firstSeq: -1, lastSeq: -1, seqBreaks: 0 }])), closed: null };
+}
+
+function finish(clients: WsClientTotals[]): void {
+  const done: ObserverDone = { type: 'observer-done', mode: d.mode, latency: summarize(h), clients, errors };
+  parentPort!.postMessage(done);
+}
+
+async function runLatest(): Promise<void> {
+  const table = LatestTable.attach(d.latest!);
+  const raw = new Float64Array(16);
+  const lastSeq = d.symbols.map(() => NaN);
+  const totals = emptyTotals();
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  // poll about every 50 µs; yield to the event loop every ~20 ms to see 'stop'
+  for (;;) {
+    const until = performance.now() + 20;
+    while (performance.now() < until) {
+      for (let i = 0; i < d.symbols.length; i++) {
+        if (!table.readRaw(d.symbols[i]!.id, raw)) continue;
+        const seq = raw[F_TRADE_SEQ]!;
+        if (seq !== lastSeq[i] && Number.isFinite(seq)) {
+          const now = nowMicros();
+          lastSeq[i] = seq;
+          recordLatency(h, now - raw[F_TRADE_TS_MICROS]!);
+          totals.symbols[d.symbols[i]!.symbol]!.count++;
+          totals.symbols[d.symbols[i]!.symbol]!.lastSeq = seq;
+        }
+      }
+      Atomics.wait(sleeper, 0, 0, 0.05);
+    }
+    await new Promise((r) => setImmediate(r));
+    if (stopping) break;
+  }
+  finish([totals]);
+}
+
+interface TickJson { seq: number; tsMicros: number; price: number; size: number }
+interface FrameJson { channel?: string; payload?: { type?: string; symbol?: string; ticks?: TickJson[] }; type?: string }
+
+async function runWs(): Promise<void> {
+  const n = d.clients ?? 1;
+  const all: WsClientTotals[] = [];
+  const sockets: WebSocket[] = [];
+  const acks: Array<Promise<void>> = [];
+  for (let c = 0; c < n; c++) {
+    const t = emptyTotals();
+    all.push(t);
+    const ws = new WebSocket(d.url!);
+    sockets.push(ws);
+    acks.push(new Promise<void>((resolve, reject) => {
+      ws.once('open', () => ws.send(JSON.stringify({ op: 'subscribe', symbols: d.symbols.map((s) => s.symbol), channels: ['trades'], id: `c${c}` })));
+      ws.once('error', reject);
+      ws.on('message', (data: Buffer) => {
+        const now = nowMicros();
+        let o: FrameJson;
+        try { o = JSON.parse(data.toString()) as FrameJson; } catch (e) { errors.push(`client ${c}: bad JSON ${(e as Error).message}`); return; }
+        if (o.type === 'subscribed') { resolve(); return; }
+        const p = o.payload;
+        if (!p || p.type !== 'tickBatch' || !p.ticks || !p.symbol) {
+          if (p?.type === 'error' || o.type === 'error') errors.push(`client ${c}: ${data.toString().slice(0, 200)}`);
+          return;
+        }
+        const s = t.symbols[p.symbol];
+        if (!s) { errors.push(`client ${c}: unexpected symbol ${p.symbol}`); return; }
+        for (const tick of p.ticks) {
+          recordLatency(h, now - tick.tsMicros);
+          if (s.firstSeq < 0) s.firstSeq = tick.seq;
+          else if (tick.seq !== s.lastSeq + 1) s.seqBreaks++;
+          s.lastSeq = tick.seq;
+          s.count++;
+          s.sum += tickSum(tick.price, tick.size);
+        }
+      });
+      ws.on('close', (code: number, reason: Buffer) => { t.closed = `${code} ${reason.toString()}`; });
+    }));
+  }
+  try {
+    await Promise.all(acks);
+    parentPort!.postMessage({ type: 'observer-ready' });
+  } catch (e) {
+    errors.push(`connect: ${(e as Error).message}`);
+    parentPort!.postMessage({ type: 'observer-ready' });
+  }
+  await new Promise<void>((r) => { const t = setInterval(() => { if (stopping) { clearInterval(t); r(); } }, 10); });
+  for (const ws of sockets) ws.terminate();
+  finish(all);
+}
+
+async function runRedis(): Promise<void> {
+  const t = emptyTotals();
+  const sub = new Redis(d.redisUrl!, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  sub.on('error', (e: Error) => { if (errors.length < 10) errors.push(`redis: ${e.message}`); });
+  await sub.connect();
+  sub.on('message', (_ch: string, msg: string) => {
+    const now = nowMicros();
+    let o: { symbol: string; price: number; size: number; timestamp: string };
+    try { o = JSON.parse(msg) as typeof o; } catch { errors.push('redis: bad JSON'); return; }
+    const s = t.symbols[o.symbol];
+    if (!s) return;
+    s.count++;
+    s.sum += tickSum(o.price, o.size);
+    recordLatency(h, now - isoToMicros(o.timestamp));
+  });
+  await sub.subscribe(d.channel!);
+  parentPort!.postMessage({ type: 'observer-ready' });
+  await new Promise<void>((r) => { const i = setInterval(() => { if (stopping) { clearInterval(i); r(); } }, 10); });
+  await sub.quit().catch(() => undefined);
+  finish([t]);
+}
+
+/** `2026-12-05T19:30:00.123456Z` → Unix µs (any number of fraction digits). */
+export function isoToMicros(iso: string): number {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/.exec(iso);
+  if (!m) return NaN;
+  const frac = (m[2] ?? '').padEnd(6, '0').slice(0, 6);
+  return Date.parse(`${m[1]}Z`) * 1000 + Number(frac);
+}
+
+parentPort!.on('message', (m: { type?: string }) => { if (m.type === 'stop') stopping = true; });
+if (d.mode === 'latest') { parentPort!.postMessage({ type: 'observer-ready' }); await runLatest(); }
+else if (d.mode === 'ws') await runWs();
+else await runRedis();
+parentPort!.close();

@@ -1,0 +1,140 @@
+/**
+ * Shared pieces of the end-to-end bench: latency histograms (hdr-histogram, µs) and their summary, the
+ * checksum of a tick (integer price ticks × size, exact in a double far beyond these runs), the tick
+ * generator the writer uses, and the messages between the harness and its worker threads.
+ */
+import * as hdr from 'hdr-histogram-js';
+
+/** Percentiles drawn in the SVG plot (log axis of 1 / (1 − p)). */
+export const CURVE_PERCENTILES = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99] as const;
+
+export interface LatencySummary {
+  count: number;
+  /** µs */
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  /** [percentile, µs] at CURVE_PERCENTILES */
+  curve: Array<[number, number]>;
+}
+
+export function latencyHistogram(): hdr.Histogram {
+  // 1 µs .. 10 min, 3 significant digits; the JS implementation (no wasm) works in any thread
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+}
+
+/** Record a latency in µs (clamped to the histogram's range: a clock step never throws). */
+export function recordLatency(h: hdr.Histogram, us: number): void {
+  h.recordValue(Math.min(599_999_999, Math.max(1, Math.round(us))));
+}
+
+export function summarize(h: hdr.Histogram): LatencySummary {
+  const n = h.totalCount;
+  const at = (p: number): number => (n === 0 ? 0 : h.getValueAtPercentile(p));
+  return {
+    count: n, p50: at(50), p99: at(99), p999: at(99.9), max: n === 0 ? 0 : h.maxValue,
+    curve: CURVE_PERCENTILES.map((p) => [p, at(p)]),
+  };
+}
+
+/** Wall clock in Unix µs with sub-ms resolution (the same clock in every thread of the process). */
+export function nowMicros(): number {
+  return (performance.timeOrigin + performance.now()) * 1000;
+}
+
+export const TICK = 0.25;
+
+/** Checksum term of a trade: integer price ticks × size. */
+export function tickSum(price: number, size: number): number {
+  return Math.round(price / TICK) * size;
+}
+
+export interface SymbolTotals { count: number; sum: number }
+
+/** Per-symbol tick generator: a random walk in 0.25 steps around a base, sizes 1..20, bid/ask around. */
+export class TickGen {
+  price: number;
+  readonly base: number;
+  #rng: number;
+  constructor(base: number, seed: number) {
+    this.base = base;
+    this.price = base;
+    this.#rng = seed >>> 0 || 1;
+  }
+
+  #next(): number {
+    // xorshift32
+    let x = this.#rng;
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    this.#rng = x;
+    return x;
+  }
+
+  /** Advance; returns the size (1..20) and moves `price`; `side` is 1 (buy) or 2 (sell). */
+  step(): { size: number; side: number } {
+    const r = this.#next();
+    const move = (r % 3) - 1;
+    let p = this.price + move * TICK;
+    if (Math.abs(p - this.base) > 40 * TICK) p = this.price - move * TICK;
+    this.price = p;
+    return { size: 1 + ((r >>> 8) % 20), side: 1 + ((r >>> 16) & 1) };
+  }
+}
+
+export function basePriceOf(symbol: string): number {
+  if (symbol.startsWith('MES') || symbol.startsWith('ES')) return 6000;
+  return 21000;
+}
+
+// ---- worker messages ------------------------------------------------------------------------------------
+
+export interface WriterData {
+  files: Array<{ symbol: string; path: string }>;
+  rate: number;
+  seconds: number;
+  /** Int32 flag: the harness sets [0] = 1 to start writing. */
+  control: SharedArrayBuffer;
+  seed: number;
+}
+
+export interface WriterDone {
+  type: 'writer-done';
+  totals: Record<string, SymbolTotals>;
+  seconds: number;
+  flushes: number;
+  /** Most ticks written behind schedule at any moment (pacing quality). */
+  maxBacklog: number;
+}
+
+export type ObserverMode = 'latest' | 'ws' | 'redis';
+
+export interface ObserverData {
+  mode: ObserverMode;
+  symbols: Array<{ symbol: string; id: number }>;
+  /** latest: the LatestTable buffer */
+  latest?: SharedArrayBuffer;
+  /** ws: `ws://127.0.0.1:<port>/ws?format=json&token=KEY` */
+  url?: string;
+  clients?: number;
+  /** redis: URL with the db number */
+  redisUrl?: string;
+  channel?: string;
+}
+
+export interface WsClientTotals {
+  /** per symbol */
+  symbols: Record<string, { count: number; sum: number; firstSeq: number; lastSeq: number; seqBreaks: number }>;
+  closed: string | null;
+}
+
+export interface ObserverDone {
+  type: 'observer-done';
+  mode: ObserverMode;
+  latency: LatencySummary;
+  /** ws: one entry per client; redis: one entry (channel messages); latest: updates seen per symbol */
+  clients: WsClientTotals[];
+  errors: string[];
+}
