@@ -40,7 +40,8 @@ export function resultRows(r: E2EReport): BenchResult[] {
   }
   const m = r.max;
   if (m) {
-    out.push({ name: `e2e max: backlog of ${m.ticks} ticks, first validated → all journaled and fed, zero loss (target ≥ 1 M/s)`, unit: 'ticks/s', value: sig(m.ticksPerSecond), baseline: 'incl. engine start', baselineValue: sig(m.ticks / m.secondsFromStart) });
+    out.push({ name: `e2e max: backlog of ${m.ticks} ticks, first → last tick in the hot window and fed to the main thread, zero loss (target ≥ 1 M/s)`, unit: 'ticks/s', value: sig(m.ticksPerSecond), baseline: 'incl. engine start', baselineValue: sig(m.ticks / m.secondsFromStart) });
+    out.push({ name: `e2e max: backlog of ${m.ticks} ticks, first tick → validator reports all journaled and committed (200 ms stats granularity)`, unit: 'ticks/s', value: sig(m.ticks / m.secondsToJournaled) });
     out.push({ name: `e2e max: ticks lost, summed over ${m.stages.length} stage checks`, unit: 'ticks', value: m.lost });
     out.push({ name: 'e2e max: stage checks failing (count or Σ ticks×size)', unit: 'checks', value: m.stages.filter((s) => !s.ok).length });
     out.push({ name: 'e2e max: peak RSS of the process (engine + workers)', unit: 'MB', value: sig(m.peakRssMb) });
@@ -127,7 +128,7 @@ export function markdown(r: E2EReport, loadAtStart: number[]): string {
   if (r.max) {
     const m = r.max;
     out.push(`## Max: a backlog of ${m.ticks} ticks, no Redis`, '',
-      `**${fmt(m.ticksPerSecond)} ticks/s** from the first validated tick to the last journaled and fed (${m.secondsIngest.toFixed(2)} s; the validator's counters refresh every 200 ms, so the start is late by up to 0.2 s); ${fmt(m.ticks / m.secondsFromStart)} ticks/s including engine start (${m.secondsFromStart.toFixed(2)} s). Peak RSS ${m.peakRssMb.toFixed(0)} MB. **Ticks lost: ${m.lost}.**`, '',
+      `**${fmt(m.ticksPerSecond)} ticks/s** from the first tick in the hot window to the last one in the hot window and delivered to the main thread's feed (${m.secondsIngest.toFixed(2)} s, live shared-memory counters polled every ~1 ms); the validator reported all ${m.ticks} journaled and committed ${m.secondsToJournaled.toFixed(2)} s after the first tick (its counters refresh every 200 ms: ${fmt(m.ticks / m.secondsToJournaled)} ticks/s by that measure); ${fmt(m.ticks / m.secondsFromStart)} ticks/s including engine start (${m.secondsFromStart.toFixed(2)} s). Peak RSS ${m.peakRssMb.toFixed(0)} MB. **Ticks lost: ${m.lost}.**`, '',
       stageTable(m.stages, true), '');
   }
   out.push('## All figures (suite `e2e` in bench/results/latest.json)', '', rowsTable(resultRows(r), true), '');

@@ -1,0 +1,79 @@
+/**
+ * Smoke test of the end-to-end bench harness (bench/e2e): a tiny paced run (2,000 ticks/s for 3 s, 2
+ * WebSocket clients, Redis db 12 when a Redis answers on 127.0.0.1:6379) and a small max run, into a temp
+ * output directory. Asserts zero loss and exact checksums at every stage and the output files' shape, never
+ * timings (those are the bench's business).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { parseE2EArgs, runE2E } from '../bench/e2e/run.ts';
+
+const out = mkdtempSync(join(tmpdir(), 'tickpipe-bench-e2e-test-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('bench:e2e harness', () => {
+  test('arguments: defaults, quick, modes, bad values', () => {
+    const d = parseE2EArgs([]);
+    expect(d).toMatchObject({ paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, backlog: 3_000_000, redis: 'auto' });
+    expect(parseE2EArgs(['--quick'])).toMatchObject({ seconds: 10, backlog: 500_000 });
+    expect(parseE2EArgs(['--quick', '--seconds', '4'])).toMatchObject({ seconds: 4 });
+    expect(parseE2EArgs(['--max'])).toMatchObject({ paced: false, max: true, compare: false });
+    expect(parseE2EArgs(['--paced', '--no-redis'])).toMatchObject({ paced: true, max: false, redis: 'off' });
+    expect(() => parseE2EArgs(['--rate', 'fast'])).toThrow(/--rate/);
+    expect(() => parseE2EArgs(['--clients', '0'])).toThrow(/--clients/);
+    expect(() => parseE2EArgs(['--rate'])).toThrow(/--rate/);
+    expect(() => parseE2EArgs(['--bogus'])).toThrow(/unknown argument/);
+  });
+
+  test('tiny paced and max runs lose nothing at any stage and write the report files', async () => {
+    // another suite's row must survive the merge; an old e2e row must be replaced
+    const resultsDir = join(out, 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify([
+      { suite: 'ring', name: 'ring: keep me', unit: 'records/s', value: 1 },
+      { suite: 'e2e', name: 'e2e: stale row', unit: 'ticks/s', value: 2 },
+    ]));
+    const args = parseE2EArgs(['--rate', '2000', '--seconds', '3', '--clients', '2', '--backlog', '30000', '--redis-db', '12', '--no-compare', '--out', out]);
+    const { report, files } = await runE2E(args, 'test', () => undefined);
+
+    const p = report.paced!;
+    expect(p.written).toBe(6000);
+    const failed = p.stages.filter((s) => !s.ok);
+    expect(failed).toEqual([]);
+    expect(p.lost).toBe(0);
+    const names = p.stages.map((s) => s.stage);
+    for (const want of ['written (.scid files)', 'validator: accepted and journaled', 'journal (read back after close)', 'latest table: trade count', 'hot window', 'WebSocket client 1', 'WebSocket client 2']) {
+      expect(names).toContain(want);
+    }
+    if (p.redis) expect(names).toContain('Redis streams (XLEN, XRANGE Σ)');
+    for (const s of p.stages) {
+      expect(s.count).toBe(6000);
+      if (s.sum !== null) expect(s.sum).toBe(s.expectedSum);
+    }
+    expect(p.latency.ws.count).toBe(6000 * 2);
+    expect(p.latency.latest.count).toBeGreaterThan(0);
+
+    const m = report.max!;
+    expect(m.ticks).toBe(30_000);
+    expect(m.stages.filter((s) => !s.ok)).toEqual([]);
+    expect(m.lost).toBe(0);
+    expect(m.ticksPerSecond).toBeGreaterThan(0);
+
+    expect(files.map((f) => f.slice(out.length + 1)).sort()).toEqual(['E2E.md', 'e2e-latency.svg', join('results', 'latest.json')].sort());
+    const json = JSON.parse(readFileSync(join(resultsDir, 'latest.json'), 'utf8')) as Array<{ suite: string; name: string; value: number }>;
+    expect(json.find((r) => r.name === 'ring: keep me')).toBeTruthy();
+    expect(json.find((r) => r.name === 'e2e: stale row')).toBeUndefined();
+    const e2e = json.filter((r) => r.suite === 'e2e');
+    expect(e2e.length).toBeGreaterThanOrEqual(8);
+    expect(e2e.filter((r) => r.name.includes('ticks lost')).map((r) => r.value)).toEqual([0, 0]);
+    const md = readFileSync(join(out, 'E2E.md'), 'utf8');
+    expect(md).toContain(`**Node:** ${process.version}`);
+    expect(md).toMatch(/logical cores/);
+    expect(md).toContain('e2e-latency.svg');
+    const svg = readFileSync(join(out, 'e2e-latency.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect((svg.match(/<polyline/g) ?? []).length).toBe(p.redis ? 3 : 2);
+  }, 120_000);
+});
