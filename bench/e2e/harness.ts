@@ -11,6 +11,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, performance as perf } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { ensureLocalKey } from '../../api/auth/keystore.ts';
@@ -62,6 +63,10 @@ export interface PacedResult {
   redis: boolean;
   lost: number;
   errors: string[];
+  /** the engine's main thread (uWS, feed, hub) during the writing: event-loop utilisation and delay (ms) */
+  mainThread: { utilization: number; delayP50: number; delayP99: number; delayMax: number };
+  /** event-loop utilisation of the observer threads during the run */
+  observerUtilization: Record<string, number>;
 }
 
 export interface MaxOptions { ticks: number; log: (msg: string) => void }
@@ -258,9 +263,17 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     await message(writer, 'writer-ready', 60_000);
     const writerDone = message<WriterDone>(writer, 'writer-done', o.seconds * 1000 + 120_000);
     const ctl = new Int32Array(control);
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const elu0 = perf.eventLoopUtilization();
     Atomics.store(ctl, 0, 1);
     Atomics.notify(ctl, 0);
     const wd = await writerDone;
+    const elu = perf.eventLoopUtilization(elu0);
+    delay.disable();
+    const mainThread = {
+      utilization: elu.utilization, delayP50: delay.percentile(50) / 1e6, delayP99: delay.percentile(99) / 1e6, delayMax: delay.max / 1e6,
+    };
     const exp = totalOf(wd.totals);
     o.log(`paced: ${exp.count} ticks written in ${wd.seconds.toFixed(1)} s (${wd.flushes} flushes, at most ${wd.maxBacklog} ticks behind schedule); draining`);
     // drained: validated and journaled, fed to the hub, sent to every client, in Redis
@@ -321,7 +334,8 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const lost = stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0);
     return {
       rate: o.rate, seconds: o.seconds, written: exp.count, writer: wd, stages,
-      latency: { latest: latestR.latency, ws: wsR.latency, redis: redisR?.latency ?? null }, redis: redis !== null, lost, errors,
+      latency: { latest: latestR.latency, ws: wsR.latency, redis: redisR?.latency ?? null }, redis: redis !== null, lost, errors, mainThread,
+      observerUtilization: Object.fromEntries([latestR, wsR, redisR].filter((x) => x !== null).map((x) => [x.mode, x.utilization])),
     };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

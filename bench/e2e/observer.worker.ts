@@ -8,6 +8,7 @@
  *   from the message's ISO timestamp (µs).
  * The harness posts {type:'stop'}; the worker answers with an ObserverDone and exits.
  */
+import { performance as perf } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
@@ -19,13 +20,14 @@ const d = workerData as ObserverData;
 const h = latencyHistogram();
 const errors: string[] = [];
 let stopping = false;
+const elu0 = perf.eventLoopUtilization();
 
 function emptyTotals(): WsClientTotals {
   return { symbols: Object.fromEntries(d.symbols.map((s) => [s.symbol, { count: 0, sum: 0, firstSeq: -1, lastSeq: -1, seqBreaks: 0 }])), closed: null };
 }
 
 function finish(clients: WsClientTotals[]): void {
-  const done: ObserverDone = { type: 'observer-done', mode: d.mode, latency: summarize(h), clients, errors };
+  const done: ObserverDone = { type: 'observer-done', mode: d.mode, latency: summarize(h), clients, errors, utilization: perf.eventLoopUtilization(elu0).utilization };
   parentPort!.postMessage(done);
 }
 

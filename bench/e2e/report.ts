@@ -89,9 +89,15 @@ function rowsTable(rows: BenchResult[], md: boolean): string {
     rows.map((r) => [r.name, fmt(r.value), r.unit, r.baseline ?? '', fmt(r.baselineValue), fmt(r.p50), fmt(r.p99), fmt(r.p999), fmt(r.max)]), md);
 }
 
+function threadLine(p: PacedResult): string {
+  const m = p.mainThread;
+  const obs = Object.entries(p.observerUtilization).map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`).join(', ');
+  return `Engine main thread (uWS, feed, hub) while writing: event loop ${(m.utilization * 100).toFixed(0)}% busy, loop delay p50 ${m.delayP50.toFixed(2)} ms / p99 ${m.delayP99.toFixed(2)} ms / max ${m.delayMax.toFixed(1)} ms. Observer threads busy: ${obs}.`;
+}
+
 export function textReport(r: E2EReport): string {
   const out: string[] = [];
-  if (r.paced) out.push(`PACED: ${r.paced.written} ticks at ${r.paced.rate}/s`, stageTable(r.paced.stages, false), '', latencyTable(r.paced, false), '');
+  if (r.paced) out.push(`PACED: ${r.paced.written} ticks at ${r.paced.rate}/s`, stageTable(r.paced.stages, false), '', latencyTable(r.paced, false), threadLine(r.paced), '');
   if (r.max) out.push(`MAX: ${r.max.ticks} ticks: ${fmt(r.max.ticksPerSecond)} ticks/s (${r.max.secondsIngest.toFixed(2)} s ingest, ${r.max.secondsFromStart.toFixed(2)} s from engine start), peak RSS ${r.max.peakRssMb.toFixed(0)} MB`, stageTable(r.max.stages, false), '');
   for (const c of r.compared) if (c.error) out.push(`compare ${c.suite} FAILED: ${c.error.split('\n')[0]}`);
   out.push(rowsTable(resultRows(r), false));
@@ -122,7 +128,7 @@ export function markdown(r: E2EReport, loadAtStart: number[]): string {
     const p = r.paced;
     out.push(`## Paced: ${p.rate} ticks/s for ${p.seconds} s (${p.written} ticks, 3 symbols)`, '',
       `Writer: ${p.writer.seconds.toFixed(1)} s, ${p.writer.flushes} flushes, at most ${p.writer.maxBacklog} ticks behind schedule. Redis: ${p.redis ? 'yes (dedicated db, flushed first)' : 'not available, skipped'}. **Ticks lost: ${p.lost}.**`, '',
-      stageTable(p.stages, true), '', latencyTable(p, true), '', '![latency by percentile](e2e-latency.svg)', '');
+      stageTable(p.stages, true), '', latencyTable(p, true), '', threadLine(p), '', '![latency by percentile](e2e-latency.svg)', '');
     if (p.errors.length) out.push('Warnings during the run:', '', ...p.errors.slice(0, 10).map((e) => `- ${e.replace(/\n/g, ' ')}`), '');
   }
   if (r.max) {

@@ -137,4 +137,6 @@ export interface ObserverDone {
   /** ws: one entry per client; redis: one entry (channel messages); latest: updates seen per symbol */
   clients: WsClientTotals[];
   errors: string[];
+  /** the observer thread's event-loop utilisation over its run (1 = saturated) */
+  utilization: number;
 }
