@@ -31,7 +31,14 @@ export function recordLatency(h: hdr.Histogram, us: number): void {
 
 export function summarize(h: hdr.Histogram): LatencySummary {
   const n = h.totalCount;
-  const at = (p: number): number => (n === 0 ? 0 : h.getValueAtPercentile(p));
+  // hdr-histogram-js (JS implementation) sometimes answers 0 for a high percentile of a small sample:
+  // a percentile is never below a lower one, and 0 with samples present means the top bucket (max)
+  const at = (p: number): number => {
+    if (n === 0) return 0;
+    const v = h.getValueAtPercentile(p);
+    const floor = p > 50 ? h.getValueAtPercentile(50) : 0;
+    return v === 0 || v < floor ? h.maxValue : v;
+  };
   return {
     count: n, p50: at(50), p99: at(99), p999: at(99.9), max: n === 0 ? 0 : h.maxValue,
     curve: CURVE_PERCENTILES.map((p) => [p, at(p)]),
