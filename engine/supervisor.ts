@@ -52,6 +52,8 @@ interface Stage {
   resolveStopped: (() => void) | null;
   /** The next exit was asked for by restart(): respawn at once, not counted against maxRestarts. */
   manualRestart?: boolean;
+  /** Crash restarts so far (the maxRestarts budget); status.restarts also counts operator restarts. */
+  crashes?: number;
 }
 
 export class Supervisor extends EventEmitter {
@@ -129,7 +131,8 @@ export class Supervisor extends EventEmitter {
       return;
     }
     if (st.status.state !== 'failed') throw engineError('ENGINE_ERR_INVALID_ARG', `stage ${name} is ${st.status.state}; try again when it runs`);
-    st.status.restarts = 0;
+    st.crashes = 0;
+    st.status.restarts++;
     await this.#spawn(st).then(
       () => { this.emit('stage-restarted', name, st.status.restarts); },
       (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
@@ -181,6 +184,7 @@ export class Supervisor extends EventEmitter {
     if (st.manualRestart) {
       st.manualRestart = false;
       st.status.state = 'restarting';
+      st.status.restarts++;
       this.#spawn(st).then(
         () => this.emit('stage-restarted', spec.name, st.status.restarts),
         (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
@@ -188,13 +192,15 @@ export class Supervisor extends EventEmitter {
       return;
     }
     const max = spec.maxRestarts ?? 5;
-    if (st.status.restarts >= max) {
+    const crashes = st.crashes ?? 0;
+    if (crashes >= max) {
       st.status.state = 'failed';
       this.emit('stage-failed', spec.name, st.status.lastError ?? `exit code ${code}`);
       return;
     }
     st.status.state = 'restarting';
-    const delay = (spec.backoffMs ?? 200) * 2 ** st.status.restarts;
+    const delay = (spec.backoffMs ?? 200) * 2 ** crashes;
+    st.crashes = crashes + 1;
     st.status.restarts++;
     const t = setTimeout(() => {
       if (this.#closing) { st.status.state = 'stopped'; return; }

@@ -290,6 +290,7 @@ describe('status panel in headless Chromium', () => {
       compaction: { state: 'idle', hoursCompacted: 12, pendingHours: 1, failures: 0, consecutiveFailures: 0, disk: { ticksBytes: 3 * 1024 * 1024, barsBytes: 1024 * 1024, files: 40, freeBytes: null, measuredAt: now } },
       redis: { state: 'reconnecting', lastError: 'connect ECONNREFUSED 127.0.0.1:1', reconnects: 4 },
       fancyNewThing: { widgets: 7, lastSeenAt: now - 2000 },
+      api: undefined, // the engine reports one; this server pretends it has none
     };
     let inflight = 0;
     let maxInflight = 0;
