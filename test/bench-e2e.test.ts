@@ -20,6 +20,8 @@ describe('bench:e2e harness', () => {
     expect(parseE2EArgs(['--quick'])).toMatchObject({ seconds: 10, backlog: 500_000 });
     expect(parseE2EArgs(['--quick', '--seconds', '4'])).toMatchObject({ seconds: 4 });
     expect(parseE2EArgs(['--max'])).toMatchObject({ paced: false, max: true, compare: false });
+    expect(parseE2EArgs(['--ladder', '20000,40000', '--ring-slots', '65536'])).toMatchObject({ ladder: [20000, 40000], ringSlots: 65536 });
+    expect(() => parseE2EArgs(['--ladder', '1000,x'])).toThrow(/--ladder/);
     expect(parseE2EArgs(['--paced', '--no-redis'])).toMatchObject({ paced: true, max: false, redis: 'off' });
     expect(() => parseE2EArgs(['--rate', 'fast'])).toThrow(/--rate/);
     expect(() => parseE2EArgs(['--clients', '0'])).toThrow(/--clients/);

@@ -69,7 +69,12 @@ export interface PacedResult {
   observerUtilization: Record<string, number>;
 }
 
-export interface MaxOptions { ticks: number; log: (msg: string) => void }
+export interface MaxOptions {
+  ticks: number;
+  /** TICKPIPE_RING_SLOTS for this run (default: the engine's default) */
+  ringSlots?: number;
+  log: (msg: string) => void;
+}
 
 export interface MaxResult {
   ticks: number;
@@ -81,6 +86,7 @@ export interface MaxResult {
   secondsToJournaled: number;
   ticksPerSecond: number;
   peakRssMb: number;
+  ringSlots: number;
   stages: StageCheck[];
   lost: number;
 }
@@ -103,12 +109,13 @@ async function setup(): Promise<Setup> {
   return { dir, src, dataDir, symbols, files };
 }
 
-function engineEnv(s: Setup, ticksPerSymbol: number, redisUrl: string | null): Record<string, string> {
+function engineEnv(s: Setup, ticksPerSymbol: number, redisUrl: string | null, ringSlots?: number): Record<string, string> {
   return {
     TICKPIPE_DATA_DIR: s.dataDir, TICKPIPE_PORT: '0', TICKPIPE_HOST: '127.0.0.1', TICKPIPE_DEMO: '0', TICKPIPE_SIERRA_DIR: s.src,
     TICKPIPE_SYMBOLS: s.symbols.join(','), TICKPIPE_POLL_MS: '1', TICKPIPE_SESSION_CALENDAR: '24x7',
     TICKPIPE_HOT_CAPACITY: String(2 ** Math.ceil(Math.log2(Math.max(65_536, ticksPerSymbol * 1.1)))),
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+    ...(ringSlots ? { TICKPIPE_RING_SLOTS: String(ringSlots) } : {}),
   };
 }
 
@@ -301,7 +308,7 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const stages: StageCheck[] = [];
     const v = e.validatorStats();
     stages.push(check('written (.scid files)', exp.count, exp.sum, exp));
-    stages.push(check('validator: accepted and journaled', v.journaled ?? 0, null, exp, `records ${v.records}, quarantined ${v.quarantined}, feed dropped ${v.feedDropped}, redis dropped ${v.redisDropped ?? 0}`));
+    stages.push(check('validator: accepted and journaled', v.journaled ?? 0, null, exp, `records ${v.records}, quarantined ${v.quarantined}, feed dropped ${v.feedDropped}, redis dropped ${v.redisDropped ?? 0}, journal commits ${v.commits} (slowest ${((v.maxCommitMicros ?? 0) / 1000).toFixed(1)} ms)`));
     const lc = latestCounts(e, ids);
     stages.push(check('latest table: trade count', Object.values(lc).reduce((a, b) => a + b, 0), null, exp, `per symbol ${JSON.stringify(lc)}; updates observed by the poller ${latestR.latency.count}`));
     const hot = totalOf(hotTotals(e, ids));
@@ -374,7 +381,7 @@ export async function runMax(o: MaxOptions): Promise<MaxResult> {
     const exp = totalOf(written);
     o.log(`max: ${exp.count} ticks written to ${s.files.length} files; starting the engine`);
     const tStart = performance.now();
-    engine = await Engine.start(loadConfig(engineEnv(s, Math.ceil(o.ticks / s.symbols.length), null)), quietLog(errors));
+    engine = await Engine.start(loadConfig(engineEnv(s, Math.ceil(o.ticks / s.symbols.length), null, o.ringSlots)), quietLog(errors));
     const e = engine;
     const ids: Record<string, number> = Object.fromEntries(s.symbols.map((x) => [x, e.registry.requireId(x)]));
     // live counters (no 200 ms stats refresh): the hot window (shared memory, written by the validator)
@@ -394,7 +401,7 @@ export async function runMax(o: MaxOptions): Promise<MaxResult> {
     if (!fed || !journaled) o.log(`max: ingest did not finish: hot ${hotCount()}, feed ${e.feed.counters.trades}, validator ${JSON.stringify(e.validatorStats())}`);
     const v = e.validatorStats();
     const stages: StageCheck[] = [check('written (.scid files)', exp.count, exp.sum, exp)];
-    stages.push(check('validator: accepted and journaled', v.journaled ?? 0, null, exp, `quarantined ${v.quarantined}, feed dropped ${v.feedDropped}`));
+    stages.push(check('validator: accepted and journaled', v.journaled ?? 0, null, exp, `quarantined ${v.quarantined}, feed dropped ${v.feedDropped}, journal commits ${v.commits} (slowest ${((v.maxCommitMicros ?? 0) / 1000).toFixed(1)} ms)`));
     const hot = totalOf(hotTotals(e, ids));
     stages.push(check('hot window', hot.count, hot.sum, exp));
     stages.push(check('feed (main thread → WebSocket hub)', e.feed.counters.trades, null, exp));
@@ -408,7 +415,7 @@ export async function runMax(o: MaxOptions): Promise<MaxResult> {
     const secondsIngest = (tEnd - (tFirst || tStart)) / 1000;
     return {
       ticks: exp.count, secondsFromStart, secondsIngest, secondsToJournaled: (tJournal - (tFirst || tStart)) / 1000, ticksPerSecond: exp.count / secondsIngest,
-      peakRssMb: process.resourceUsage().maxRSS / 1024, stages, lost: stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0),
+      peakRssMb: process.resourceUsage().maxRSS / 1024, ringSlots: e.config.ringSlots, stages, lost: stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0),
     };
   } finally {
     await engine?.close().catch(() => undefined);

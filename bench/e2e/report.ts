@@ -14,9 +14,12 @@ export const SUITE = 'e2e';
 
 export interface Compared { suite: string; results: BenchResult[]; error?: string }
 
+export interface LadderStep { rate: number; lost: number; failed: number; ws: LatencySummary; latest: LatencySummary; behind: number }
+
 export interface E2EReport {
   paced: PacedResult | null;
   max: MaxResult | null;
+  ladder: LadderStep[];
   compared: Compared[];
   args: string;
 }
@@ -40,11 +43,14 @@ export function resultRows(r: E2EReport): BenchResult[] {
   }
   const m = r.max;
   if (m) {
-    out.push({ name: `e2e max: backlog of ${m.ticks} ticks, first → last tick in the hot window and fed to the main thread, zero loss (target ≥ 1 M/s)`, unit: 'ticks/s', value: sig(m.ticksPerSecond), baseline: 'incl. engine start', baselineValue: sig(m.ticks / m.secondsFromStart) });
-    out.push({ name: `e2e max: backlog of ${m.ticks} ticks, first tick → validator reports all journaled and committed (200 ms stats granularity)`, unit: 'ticks/s', value: sig(m.ticks / m.secondsToJournaled) });
+    out.push({ name: `e2e max: backlog of ${m.ticks} ticks (rings ${m.ringSlots} slots), first → last tick in the hot window and fed to the main thread, zero loss (target ≥ 1 M/s)`, unit: 'ticks/s', value: sig(m.ticksPerSecond), baseline: 'incl. engine start', baselineValue: sig(m.ticks / m.secondsFromStart) });
+    out.push({ name: `e2e max: backlog of ${m.ticks} ticks (rings ${m.ringSlots} slots), first tick → validator reports all journaled and committed (200 ms stats granularity)`, unit: 'ticks/s', value: sig(m.ticks / m.secondsToJournaled) });
     out.push({ name: `e2e max: ticks lost, summed over ${m.stages.length} stage checks`, unit: 'ticks', value: m.lost });
     out.push({ name: 'e2e max: stage checks failing (count or Σ ticks×size)', unit: 'checks', value: m.stages.filter((s) => !s.ok).length });
     out.push({ name: 'e2e max: peak RSS of the process (engine + workers)', unit: 'MB', value: sig(m.peakRssMb) });
+  }
+  for (const l of r.ladder) {
+    out.push({ ...latencyRow(`e2e ladder ${l.rate} ticks/s × 5 s (2 clients, no Redis): tick → WebSocket client; lost ${l.lost}, failed checks ${l.failed}`, l.ws) });
   }
   for (const c of r.compared) for (const x of c.results) out.push({ ...x, name: `e2e compare (${c.suite}, quick, same run): ${x.name}` });
   return out;
@@ -84,6 +90,11 @@ function latencyTable(p: PacedResult, md: boolean): string {
   return table(['latency (ms)', 'samples', 'p50', 'p99', 'p99.9', 'max'], rows, md);
 }
 
+function ladderTable(r: E2EReport, md: boolean): string {
+  return table(['ticks/s', 'lost', 'failed checks', 'writer max behind', 'WS p50 ms', 'WS p99 ms', 'WS max ms', 'latest p99 ms'],
+    r.ladder.map((l) => [String(l.rate), String(l.lost), String(l.failed), String(l.behind), ...[l.ws.p50, l.ws.p99, l.ws.max, l.latest.p99].map((x) => (x / 1000).toFixed(2))]), md);
+}
+
 function rowsTable(rows: BenchResult[], md: boolean): string {
   return table(['name', 'value', 'unit', 'baseline', 'baseline value', 'p50', 'p99', 'p99.9', 'max'],
     rows.map((r) => [r.name, fmt(r.value), r.unit, r.baseline ?? '', fmt(r.baselineValue), fmt(r.p50), fmt(r.p99), fmt(r.p999), fmt(r.max)]), md);
@@ -99,6 +110,7 @@ export function textReport(r: E2EReport): string {
   const out: string[] = [];
   if (r.paced) out.push(`PACED: ${r.paced.written} ticks at ${r.paced.rate}/s`, stageTable(r.paced.stages, false), '', latencyTable(r.paced, false), threadLine(r.paced), '');
   if (r.max) out.push(`MAX: ${r.max.ticks} ticks: ${fmt(r.max.ticksPerSecond)} ticks/s (${r.max.secondsIngest.toFixed(2)} s ingest, ${r.max.secondsFromStart.toFixed(2)} s from engine start), peak RSS ${r.max.peakRssMb.toFixed(0)} MB`, stageTable(r.max.stages, false), '');
+  if (r.ladder.length) out.push('LADDER', ladderTable(r, false), '');
   for (const c of r.compared) if (c.error) out.push(`compare ${c.suite} FAILED: ${c.error.split('\n')[0]}`);
   out.push(rowsTable(resultRows(r), false));
   return out.join('\n');
@@ -133,10 +145,11 @@ export function markdown(r: E2EReport, loadAtStart: number[]): string {
   }
   if (r.max) {
     const m = r.max;
-    out.push(`## Max: a backlog of ${m.ticks} ticks, no Redis`, '',
+    out.push(`## Max: a backlog of ${m.ticks} ticks, no Redis, rings of ${m.ringSlots} slots`, '',
       `**${fmt(m.ticksPerSecond)} ticks/s** from the first tick in the hot window to the last one in the hot window and delivered to the main thread's feed (${m.secondsIngest.toFixed(2)} s, live shared-memory counters polled every ~1 ms); the validator reported all ${m.ticks} journaled and committed ${m.secondsToJournaled.toFixed(2)} s after the first tick (its counters refresh every 200 ms: ${fmt(m.ticks / m.secondsToJournaled)} ticks/s by that measure); ${fmt(m.ticks / m.secondsFromStart)} ticks/s including engine start (${m.secondsFromStart.toFixed(2)} s). Peak RSS ${m.peakRssMb.toFixed(0)} MB. **Ticks lost: ${m.lost}.**`, '',
       stageTable(m.stages, true), '');
   }
+  if (r.ladder.length) out.push('## Paced step ladder (5 s per step, 2 WebSocket clients, no Redis)', '', ladderTable(r, true), '');
   out.push('## All figures (suite `e2e` in bench/results/latest.json)', '', rowsTable(resultRows(r), true), '');
   for (const c of r.compared) if (c.error) out.push(`Comparison suite ${c.suite} failed: ${c.error.split('\n')[0]}`, '');
   return out.join('\n');
