@@ -157,7 +157,7 @@ export function markdown(r: E2EReport, loadAtStart: number[]): string {
 
 const COLORS = ['#2f7ed8', '#e4572e', '#17a589', '#8e44ad'];
 
-/** Latency (ms, linear) against percentile (log scale of 1/(1 − p): 50, 90, 99, 99.9, 99.99). */
+/** Latency (ms, log scale) against percentile (log scale of 1/(1 − p): 50, 90, 99, 99.9, 99.99). */
 export function latencySvg(lines: Array<{ name: string; l: LatencySummary }>): string {
   const W = 720, H = 420, L = 70, R = 180, T = 40, B = 50;
   const xOf = (p: number): number => {
@@ -165,9 +165,11 @@ export function latencySvg(lines: Array<{ name: string; l: LatencySummary }>): s
     const x0 = Math.log10(2), x1 = Math.log10(10_000);
     return L + ((x - x0) / (x1 - x0)) * (W - L - R);
   };
-  const maxMs = Math.max(0.001, ...lines.flatMap((s) => s.l.curve.map(([, v]) => v / 1000)));
-  const niceTop = niceCeil(maxMs);
-  const yOf = (v: number): number => T + (1 - v / niceTop) * (H - T - B);
+  // latency on a log axis too: p50 (≈ 1 ms) and the tail (hundreds of ms) both stay readable
+  const vals = lines.flatMap((s) => s.l.curve.map(([, v]) => Math.max(1, v) / 1000));
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...vals, 1)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...vals, lo * 10)));
+  const yOf = (v: number): number => T + (1 - (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (H - T - B);
   const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
@@ -178,14 +180,17 @@ export function latencySvg(lines: Array<{ name: string; l: LatencySummary }>): s
     const x = xOf(p).toFixed(1);
     parts.push(`<line x1="${x}" y1="${T}" x2="${x}" y2="${H - B}" stroke="#ddd"/>`, `<text x="${x}" y="${H - B + 16}" text-anchor="middle">${p}</text>`);
   }
-  for (let i = 0; i <= 5; i++) {
-    const v = (niceTop * i) / 5;
-    const y = yOf(v).toFixed(1);
-    parts.push(`<line x1="${L}" y1="${y}" x2="${W - R}" y2="${y}" stroke="#eee"/>`, `<text x="${L - 6}" y="${y}" text-anchor="end" dy="4">${sig(v, 3)}</text>`);
+  for (let d = lo; d <= hi * 1.0001; d *= 10) {
+    for (const m of [1, 2, 5]) {
+      const v = d * m;
+      if (v > hi * 1.0001) break;
+      const y = yOf(v).toFixed(1);
+      parts.push(`<line x1="${L}" y1="${y}" x2="${W - R}" y2="${y}" stroke="${m === 1 ? '#ddd' : '#f2f2f2'}"/>`, `<text x="${L - 6}" y="${y}" text-anchor="end" dy="4">${sig(v, 3)}</text>`);
+    }
   }
   parts.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#333"/>`, `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">percentile (log scale)</text>`);
-  parts.push(`<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">latency (ms)</text>`);
+  parts.push(`<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">latency (ms, log scale)</text>`);
   lines.forEach((s, i) => {
     const c = COLORS[i % COLORS.length]!;
     const pts = s.l.curve.filter(([p]) => p <= 99.99).map(([p, v]) => `${xOf(p).toFixed(1)},${yOf(v / 1000).toFixed(1)}`).join(' ');
@@ -198,11 +203,6 @@ export function latencySvg(lines: Array<{ name: string; l: LatencySummary }>): s
   return parts.join('\n') + '\n';
 }
 
-function niceCeil(x: number): number {
-  const e = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * e >= x) return m * e;
-  return 10 * e;
-}
 
 function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
