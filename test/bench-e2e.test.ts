@@ -46,7 +46,7 @@ describe('bench:e2e harness', () => {
     expect(failed).toEqual([]);
     expect(p.lost).toBe(0);
     const names = p.stages.map((s) => s.stage);
-    for (const want of ['written (.scid files)', 'validator: accepted and journaled', 'journal (read back after close)', 'latest table: trade count', 'hot window', 'WebSocket client 1', 'WebSocket client 2']) {
+    for (const want of ['written (.scid files)', 'validator: accepted and journaled', 'journal (read back after close)', 'Parquet (hours compacted after close, DuckDB)', 'latest table: trade count', 'hot window', 'WebSocket client 1', 'WebSocket client 2']) {
       expect(names).toContain(want);
     }
     if (p.redis) expect(names).toContain('Redis streams (XLEN, XRANGE Σ)');

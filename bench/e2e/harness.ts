@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance as perf } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { Redis } from 'ioredis';
 import { ensureLocalKey } from '../../api/auth/keystore.ts';
 import { demoSymbols, loadConfig } from '../../engine/config.ts';
@@ -23,6 +24,7 @@ import { F_TRADE_COUNT } from '../../engine/latest/layout.ts';
 import { spawnWorker } from '../../engine/worker-host.ts';
 import { RecordKind, readF64, readKind, readSymbolId, readU32 } from '../../schemas/records.ts';
 import { ScidWriter } from '../../workers/sierra/scid-writer.ts';
+import { CompactionService } from '../../workers/compactor/service.ts';
 import { scidFileName } from '../../workers/sim/sim-files.ts';
 import {
   basePriceOf, TICK, tickSum, TickGen, type LatencySummary, type ObserverData, type ObserverDone, type SymbolTotals, type WriterData,
@@ -206,6 +208,60 @@ async function journalTotals(dataDir: string, ids: Record<string, number>): Prom
   return out;
 }
 
+/**
+ * Parquet: compact every hour of the journal (a CompactionService over the closed engine's data dir with a
+ * clock two hours ahead, journals kept), then count and sum the tick files with DuckDB, per symbol. Hours
+ * the engine compacted itself during the run are in the same tree.
+ */
+async function parquetTotals(dataDir: string, ids: Record<string, number>): Promise<{ totals: Record<string, SymbolTotals>; hours: number }> {
+  const byId: string[] = [];
+  for (const [s, id] of Object.entries(ids)) byId[id] = s;
+  const svc = new CompactionService({
+    dataDir, symbolName: (id) => byId[id], deleteJournalHour: async () => undefined, now: () => Date.now() + 2 * 3_600_000,
+    consolidateAfterMs: 1e12, threads: 1,
+  });
+  let hours = 0;
+  try {
+    await svc.runOnce();
+    const st = svc.status();
+    hours = st.hoursCompacted;
+    if (st.lastError) throw new Error(`compaction failed: ${st.lastError.code} ${st.lastError.message}`);
+  } finally {
+    await svc.close();
+  }
+  const out: Record<string, SymbolTotals> = {};
+  for (const s of Object.keys(ids)) out[s] = { count: 0, sum: 0 };
+  const inst = await DuckDBInstance.create(':memory:');
+  const conn = await inst.connect();
+  try {
+    const glob = join(dataDir, 'ticks', 'symbol=*', 'date=*', 'hour=*.parquet').replace(/'/g, "''");
+    const reader = await conn.runAndReadAll(
+      `SELECT symbol, count(*)::DOUBLE, sum(CAST(round(price * 4) AS BIGINT) * size)::DOUBLE FROM read_parquet('${glob}', hive_partitioning = true) WHERE price IS NOT NULL GROUP BY symbol`,
+    );
+    for (const [sym, n, sum] of reader.getRows()) {
+      const t = out[String(sym)];
+      if (t) { t.count = Number(n); t.sum = Number(sum); }
+    }
+  } finally {
+    conn.closeSync();
+    inst.closeSync();
+  }
+  return { totals: out, hours };
+}
+
+/**
+ * The engine compacts a closed hour 10 s after its end and then deletes it from the journal: a run that
+ * straddles an hour boundary would see the journal stage short. Wait until the boundary is past instead.
+ */
+async function avoidHourBoundary(seconds: number, log: (m: string) => void): Promise<void> {
+  const now = Date.now();
+  const next = Math.floor(now / 3_600_000) * 3_600_000 + 3_600_000;
+  if (now + (seconds + 30) * 1000 < next) return;
+  const wait = next + 15_000 - now;
+  log(`paced: the run would straddle the hour boundary (compaction would move the closed hour out of the journal); waiting ${(wait / 1000).toFixed(0)} s`);
+  await sleep(wait);
+}
+
 function latestCounts(engine: Engine, ids: Record<string, number>): Record<string, number> {
   const raw = new Float64Array(16);
   const out: Record<string, number> = {};
@@ -247,6 +303,7 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
   const redisUrl = redis ? `redis://127.0.0.1:6379/${o.redisDb}` : null;
   o.log(`paced: ${o.rate} ticks/s for ${o.seconds} s, ${s.symbols.join(', ')}, ${o.clients} WebSocket clients, Redis ${redis ? `db ${o.redisDb}` : 'not used'}`);
   const { key } = ensureLocalKey(s.dataDir) ?? { key: '' };
+  await avoidHourBoundary(o.seconds, o.log);
   const expectedPerSymbol = Math.ceil((o.rate * o.seconds) / s.symbols.length);
   let engine: Engine | null = null;
   const workers: Worker[] = [];
@@ -338,6 +395,9 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     engine = null;
     const jt = totalOf(await journalTotals(s.dataDir, ids));
     stages.splice(2, 0, check('journal (read back after close)', jt.count, jt.sum, exp));
+    const pq = await parquetTotals(s.dataDir, ids);
+    const pt = totalOf(pq.totals);
+    stages.splice(3, 0, check('Parquet (hours compacted after close, DuckDB)', pt.count, pt.sum, exp, `${pq.hours} hour(s) compacted after close`));
     const lost = stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0);
     return {
       rate: o.rate, seconds: o.seconds, written: exp.count, writer: wd, stages,

@@ -133,7 +133,7 @@ export function markdown(r: E2EReport, loadAtStart: number[]): string {
     `- **Arguments:** \`${r.args || '(defaults)'}\``,
     `- **Load average (1/5/15 min) at start:** ${loadAtStart.map((x) => x.toFixed(2)).join(' / ')}; **at the end:** ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}`,
     '',
-    'Path: `.scid` files (ScidWriter in a writer thread, flushed every ~1 ms) → Sierra source worker (poll 1 ms) → SPSC ring → validator worker (journal group commit, hot window, latest table) → feed ring → main thread → WebSocket hub → `ws` clients (JSON, separate thread), and → Redis sink worker → Redis when one answers. Latency = arrival time − the tick\'s own timestamp (wall clock when written). Every stage\'s count and Σ (price in ticks × size, exact integers) is compared with what was written.',
+    'Path: `.scid` files (ScidWriter in a writer thread, flushed every ~1 ms) → Sierra source worker (poll 1 ms) → SPSC ring → validator worker (journal group commit, hot window, latest table; the journal is compacted to Parquet after the run and read back with DuckDB) → feed ring → main thread → WebSocket hub → `ws` clients (JSON, separate thread), and → Redis sink worker → Redis when one answers. Latency = arrival time − the tick\'s own timestamp (wall clock when written). Every stage\'s count and Σ (price in ticks × size, exact integers) is compared with what was written.',
     '',
   ];
   if (r.paced) {
