@@ -25,6 +25,25 @@ export interface DrainCounters {
   other: number;
 }
 
+/**
+ * The main-thread consumer loop shared by the ring drains: consume batches of at most BATCH records, yield to
+ * the event loop (HTTP, timers) after each, park with `waitForDataAsync` when the ring is empty (never blocks
+ * the uWS thread), and end once the producer has finished, or a stop was requested and the ring is no longer
+ * RUNNING, with everything published consumed.
+ */
+export async function drainRing(r: RingReader, consume: (n: number) => void, stopRequested: () => boolean): Promise<void> {
+  for (;;) {
+    const n = r.available();
+    if (n === 0) {
+      if (r.finished || (stopRequested() && r.state !== 1)) return;
+      await r.waitForDataAsync(PARK_MS);
+      continue;
+    }
+    consume(n < BATCH ? n : BATCH);
+    await new Promise<void>((res) => setImmediate(res));
+  }
+}
+
 export class RingDrain {
   readonly name: string;
   readonly #reader: RingReader;
@@ -64,19 +83,8 @@ export class RingDrain {
     await this.#running;
   }
 
-  async #loop(): Promise<void> {
-    const r = this.#reader;
-    for (;;) {
-      const n = r.available();
-      if (n === 0) {
-        if (r.finished || (this.#stopRequested && r.state !== 1)) return;
-        await r.waitForDataAsync(PARK_MS);
-        continue;
-      }
-      this.#consume(n < BATCH ? n : BATCH);
-      // let the event loop (HTTP, timers) run between batches
-      await new Promise<void>((res) => setImmediate(res));
-    }
+  #loop(): Promise<void> {
+    return drainRing(this.#reader, (n) => { this.#consume(n); }, () => this.#stopRequested);
   }
 
   #forward(v: SlotViews, b: number): void {

@@ -9,9 +9,8 @@
 import type { RecordFeed, RecordListener } from '../../api/types.ts';
 import { RingReader } from '../ring/ring.ts';
 import { RecordKind } from '../../schemas/records.ts';
+import { drainRing } from './drain.ts';
 
-const BATCH = 4096;
-const PARK_MS = 100;
 
 export interface FeedCounters {
   records: number;
@@ -59,18 +58,8 @@ export class FeedDrain implements RecordFeed {
     await this.#running;
   }
 
-  async #loop(): Promise<void> {
-    const r = this.#reader;
-    for (;;) {
-      const n = r.available();
-      if (n === 0) {
-        if (r.finished || (this.#stopRequested && r.state !== 1)) return;
-        await r.waitForDataAsync(PARK_MS);
-        continue;
-      }
-      this.#consume(n < BATCH ? n : BATCH);
-      await new Promise<void>((res) => setImmediate(res));
-    }
+  #loop(): Promise<void> {
+    return drainRing(this.#reader, (n) => { this.#consume(n); }, () => this.#stopRequested);
   }
 
   #consume(n: number): void {

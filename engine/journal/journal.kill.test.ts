@@ -46,11 +46,14 @@ function runRound(dataDir: string, round: number, mode: 'async' | 'sync', killAf
       const lines = out.split('\n');
       out = lines.pop() as string; // a partial last line waits for the rest (one cut by the kill was never printed)
       for (const line of lines) {
-        if (line === 'READY') setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        if (line === 'READY') continue;
         else if (line === 'DONE') done = true;
         else if (line.startsWith('C ')) {
           const n = Number(line.slice(2));
           if (!(n >= printed)) reject(new Error(`commit sequence went backwards: ${printed} then ${line}`));
+          // the kill clock starts at the first printed commit: on a loaded machine the child may need longer
+          // than the random delay to commit anything at all, and a round without a commit proves nothing
+          if (printed === 0 && n > 0) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
           printed = n;
         } else if (line !== '') reject(new Error(`unexpected output line ${JSON.stringify(line)}`));
       }
@@ -122,7 +125,7 @@ it('kill -9 at random moments: every printed commit survives exactly once, in or
     const res = await runRound(dataDir, round, modes[round] as 'async' | 'sync', killAfterMs);
     expect(res.signal, res.stderr).toBe('SIGKILL');
     expect(res.done, 'killed while still appending').toBe(false);
-    expect(res.printed, `round ${round} (${modes[round]}) printed no commit before the kill at ${killAfterMs} ms`).toBeGreaterThan(0);
+    expect(res.printed, `round ${round} (${modes[round]}) printed no commit before the kill (${killAfterMs} ms after its first)`).toBeGreaterThan(0);
     printed.push(res.printed);
     const { recovery, found, committedFound } = verify(dataDir, printed);
     tornTails += recovery.filter((x) => x.action === 'truncated-torn-tail').length;
