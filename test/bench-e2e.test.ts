@@ -76,6 +76,7 @@ describe('bench:e2e harness', () => {
     expect(md).toContain('e2e-latency.svg');
     const svg = readFileSync(join(out, 'e2e-latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
-    expect((svg.match(/<polyline/g) ?? []).length).toBe(p.redis ? 3 : 2);
+    expect((svg.match(/<polyline/g) ?? []).length).toBe(p.redis ? 4 : 3);
+    expect(p.latency.feed.count).toBe(6000);
   }, 120_000);
 });

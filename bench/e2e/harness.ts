@@ -22,12 +22,12 @@ import { HotColumns } from '../../engine/hot/hot-columns.ts';
 import { Journal } from '../../engine/journal/journal.ts';
 import { F_TRADE_COUNT } from '../../engine/latest/layout.ts';
 import { spawnWorker } from '../../engine/worker-host.ts';
-import { RecordKind, readF64, readKind, readSymbolId, readU32 } from '../../schemas/records.ts';
+import { RecordKind, readF64, readKind, readSymbolId, readTsMicros, readU32 } from '../../schemas/records.ts';
 import { ScidWriter } from '../../workers/sierra/scid-writer.ts';
 import { CompactionService } from '../../workers/compactor/service.ts';
 import { scidFileName } from '../../workers/sim/sim-files.ts';
 import {
-  basePriceOf, TICK, tickSum, TickGen, type LatencySummary, type ObserverData, type ObserverDone, type SymbolTotals, type WriterData,
+  basePriceOf, latencyHistogram, nowMicros, recordLatency, summarize, TICK, tickSum, TickGen, type LatencySummary, type ObserverData, type ObserverDone, type SymbolTotals, type WriterData,
   type WriterDone,
 } from './stats.ts';
 
@@ -61,7 +61,7 @@ export interface PacedResult {
   written: number;
   writer: WriterDone;
   stages: StageCheck[];
-  latency: { latest: LatencySummary; ws: LatencySummary; redis: LatencySummary | null };
+  latency: { latest: LatencySummary; feed: LatencySummary; ws: LatencySummary; redis: LatencySummary | null };
   redis: boolean;
   lost: number;
   errors: string[];
@@ -321,6 +321,13 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const wsW = observer({ mode: 'ws', symbols: symIds, url: `ws://127.0.0.1:${e.port}/ws?format=json&token=${encodeURIComponent(key)}`, clients: o.clients });
     const redisW = redis ? observer({ mode: 'redis', symbols: symIds, redisUrl: redisUrl!, channel: REDIS_CHANNEL }) : null;
     await Promise.all([latestW, wsW, ...(redisW ? [redisW] : [])].map((w) => message(w, 'observer-ready', 60_000)));
+    // tick → the main thread's record feed (what the hub gets): splits the WebSocket latency into
+    // upstream (source, validator, feed ring, main-thread wake-up) and hub + socket + client
+    const feedHist = latencyHistogram();
+    const unsubscribeFeed = e.feed.subscribe({
+      onRecord: (v, b) => { if (readKind(v, b) === RecordKind.TRADE) recordLatency(feedHist, nowMicros() - readTsMicros(v, b)); },
+      onBatchEnd: () => undefined,
+    });
     const control = new SharedArrayBuffer(4);
     const writer = spawnWorker(new URL('./writer.worker.ts', import.meta.url), { files: s.files, rate: o.rate, seconds: o.seconds, control, seed: 12345 } satisfies WriterData, { name: 'e2e-writer' });
     workers.push(writer);
@@ -354,6 +361,7 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
       }, 30_000);
     }
     await sleep(500); // frames on the wire reach the clients
+    unsubscribeFeed();
     const stopAndCollect = async (w: Worker): Promise<ObserverDone> => {
       const p = message<ObserverDone>(w, 'observer-done', 30_000);
       w.postMessage({ type: 'stop' });
@@ -401,7 +409,7 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const lost = stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0);
     return {
       rate: o.rate, seconds: o.seconds, written: exp.count, writer: wd, stages,
-      latency: { latest: latestR.latency, ws: wsR.latency, redis: redisR?.latency ?? null }, redis: redis !== null, lost, errors, mainThread,
+      latency: { latest: latestR.latency, feed: summarize(feedHist), ws: wsR.latency, redis: redisR?.latency ?? null }, redis: redis !== null, lost, errors, mainThread,
       observerUtilization: Object.fromEntries([latestR, wsR, redisR].filter((x) => x !== null).map((x) => [x.mode, x.utilization])),
     };
   } finally {

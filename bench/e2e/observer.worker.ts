@@ -19,6 +19,8 @@ import { latencyHistogram, nowMicros, recordLatency, summarize, tickSum, type Ob
 const d = workerData as ObserverData;
 const h = latencyHistogram();
 const errors: string[] = [];
+/** Latest-table poll interval (TICKPIPE_E2E_LATEST_POLL_MS, default 0.2 ms). */
+const POLL_MS = Number(process.env.TICKPIPE_E2E_LATEST_POLL_MS ?? 0.2);
 let stopping = false;
 const elu0 = perf.eventLoopUtilization();
 
@@ -52,7 +54,7 @@ async function runLatest(): Promise<void> {
           totals.symbols[d.symbols[i]!.symbol]!.lastSeq = seq;
         }
       }
-      Atomics.wait(sleeper, 0, 0, 0.2);
+      Atomics.wait(sleeper, 0, 0, POLL_MS);
     }
     await new Promise((r) => setImmediate(r));
     if (stopping) break;

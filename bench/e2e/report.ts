@@ -38,6 +38,7 @@ export function resultRows(r: E2EReport): BenchResult[] {
     out.push({ name: `e2e paced ${tag}: ticks lost, summed over ${p.stages.length} stage checks`, unit: 'ticks', value: p.lost });
     out.push({ name: `e2e paced ${tag}: stage checks failing (count, Σ ticks×size or seq)`, unit: 'checks', value: p.stages.filter((s) => !s.ok).length });
     out.push(latencyRow(`e2e paced ${tag}: tick → latest table (poller thread)`, p.latency.latest));
+    out.push(latencyRow(`e2e paced ${tag}: tick → main-thread record feed (upstream of the WebSocket hub)`, p.latency.feed));
     out.push(latencyRow(`e2e paced ${tag}: tick → WebSocket client (JSON, ${p.stages.filter((s) => s.stage.startsWith('WebSocket')).length} clients; target p99 < 5 ms)`, p.latency.ws));
     if (p.latency.redis) out.push(latencyRow(`e2e paced ${tag}: tick → Redis pub/sub subscriber`, p.latency.redis));
   }
@@ -85,6 +86,7 @@ function latencyTable(p: PacedResult, md: boolean): string {
     if (l) rows.push([n, String(l.count), ...[l.p50, l.p99, l.p999, l.max].map((x) => (x / 1000).toFixed(3))]);
   };
   add('tick → latest table', p.latency.latest);
+  add('tick → main-thread feed (before the hub)', p.latency.feed);
   add('tick → WebSocket client', p.latency.ws);
   add('tick → Redis pub/sub', p.latency.redis);
   return table(['latency (ms)', 'samples', 'p50', 'p99', 'p99.9', 'max'], rows, md);
@@ -233,7 +235,7 @@ export function writeReport(outDir: string, r: E2EReport, loadAtStart: number[])
   files.push(md);
   if (r.paced) {
     const svg = join(outDir, 'e2e-latency.svg');
-    const lines = [{ name: 'tick → latest table', l: r.paced.latency.latest }, { name: 'tick → WebSocket', l: r.paced.latency.ws }];
+    const lines = [{ name: 'tick → latest table', l: r.paced.latency.latest }, { name: 'tick → main-thread feed', l: r.paced.latency.feed }, { name: 'tick → WebSocket', l: r.paced.latency.ws }];
     if (r.paced.latency.redis) lines.push({ name: 'tick → Redis pub/sub', l: r.paced.latency.redis });
     writeAtomic(svg, latencySvg(lines));
     files.push(svg);
