@@ -161,7 +161,7 @@ const COLORS = ['#2f7ed8', '#e4572e', '#17a589', '#8e44ad'];
 
 /** Latency (ms, log scale) against percentile (log scale of 1/(1 − p): 50, 90, 99, 99.9, 99.99). */
 export function latencySvg(lines: Array<{ name: string; l: LatencySummary }>): string {
-  const W = 720, H = 420, L = 70, R = 180, T = 40, B = 50;
+  const W = 760, H = 420, L = 70, R = 220, T = 40, B = 50;
   const xOf = (p: number): number => {
     const x = Math.log10(1 / (1 - p / 100));
     const x0 = Math.log10(2), x1 = Math.log10(10_000);
