@@ -63,6 +63,7 @@ export const ENV_SCHEMA = z.object({
   TICKPIPE_HOT_CAPACITY: z.coerce.number().int().refine((n) => n >= 1024 && n <= 1 << 26 && (n & (n - 1)) === 0, 'a power of two between 1024 and 67108864').default(1 << 20),
   TICKPIPE_HOT_MAX_MB: z.coerce.number().int().min(16).max(1 << 20).default(2048),
   REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
+  TICKPIPE_COMPACT: bool.default(true),
   TICKPIPE_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(365),
 });
 
@@ -92,6 +93,7 @@ export const ENV_HELP: Record<keyof z.infer<typeof ENV_SCHEMA>, string> = {
   TICKPIPE_HOT_CAPACITY: 'hot window entries per symbol (power of two); default 1048576',
   TICKPIPE_HOT_MAX_MB: 'bound on the hot window shared memory, MiB; default 2048',
   REDIS_URL: 'Redis for the stream/latest/pub-sub sink (redis://host:6379/0); unset: no Redis',
+  TICKPIPE_COMPACT: 'compact closed journal hours to Parquet inside the engine (1/0); default 1 (0: the journal keeps them, e.g. for tests of the journal itself)',
   TICKPIPE_RETENTION_DAYS: 'Parquet kept this many days, older partitions purged (older queries answer 410); default 365',
 };
 
@@ -122,6 +124,7 @@ export interface EngineConfig {
   hotMaxBytes: number;
   redisUrl: string | null;
   retentionDays: number;
+  compact: boolean;
 }
 
 /** Roots of the demo market; the contracts are the front months at start (NQZ26 in November 2026). */
@@ -187,5 +190,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     hotMaxBytes: e.TICKPIPE_HOT_MAX_MB * 1024 * 1024,
     redisUrl: e.REDIS_URL ?? null,
     retentionDays: e.TICKPIPE_RETENTION_DAYS,
+    compact: e.TICKPIPE_COMPACT,
   };
 }

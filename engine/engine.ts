@@ -220,7 +220,7 @@ export class Engine {
       scidPathOf: (sym, src) => (src === 'sierra' ? join(sierraDir, scidFileName(sym, c.fileSuffix)) : null),
       priceMultiplierOf: (sym) => this.registry.metaOf(this.registry.requireId(sym)).priceMultiplier,
     });
-    this.compaction = new CompactionService({
+    if (c.compact) this.compaction = new CompactionService({
       dataDir: c.dataDir, journalDir: this.journalDir, sourceName, symbolName,
       deleteJournalHour: (h, n) => this.deleteJournalHour(h, n), retentionDays: c.retentionDays, threads: 1, spotChecker: this.spotCheck,
     });
@@ -229,7 +229,7 @@ export class Engine {
     for (const d of this.drains) d.start();
     this.feed.start();
     await sup.start();
-    this.compaction.start();
+    this.compaction?.start();
     this.spotCheck.start();
   }
 

@@ -34,7 +34,7 @@ describe(`pipeline end to end (${TICKS} ticks, 3 symbols, 2 hour boundaries)`, (
     mkdirSync(src);
     exp = await writePipelineFiles(src, TICKS);
     engine = await Engine.start(loadConfig({
-      TICKPIPE_DATA_DIR: join(dir, 'data'), TICKPIPE_PORT: '0', TICKPIPE_DEMO: '0', TICKPIPE_SIERRA_DIR: src, TICKPIPE_SYMBOLS: PIPELINE_SYMBOLS.join(','),
+      TICKPIPE_DATA_DIR: join(dir, 'data'), TICKPIPE_PORT: '0', TICKPIPE_DEMO: '0', TICKPIPE_COMPACT: '0', TICKPIPE_SIERRA_DIR: src, TICKPIPE_SYMBOLS: PIPELINE_SYMBOLS.join(','),
       TICKPIPE_POLL_MS: '50', TICKPIPE_HOT_CAPACITY: String(2 ** Math.ceil(Math.log2(Math.max(65536, TICKS)))), TICKPIPE_QUARANTINE_FLAGGED: '1',
     }), quiet);
     for (const s of PIPELINE_SYMBOLS) ids[s] = engine.registry.requireId(s);

@@ -24,7 +24,7 @@ test('validator worker killed mid-ingest and restarted: exactly once in the jour
   mkdirSync(src);
   const exp = await writePipelineFiles(src, 80_000, { seed: 5 });
   const engine = await Engine.start(loadConfig({
-    TICKPIPE_DATA_DIR: data, TICKPIPE_PORT: '0', TICKPIPE_DEMO: '0', TICKPIPE_SIERRA_DIR: src, TICKPIPE_SYMBOLS: PIPELINE_SYMBOLS.join(','),
+    TICKPIPE_DATA_DIR: data, TICKPIPE_PORT: '0', TICKPIPE_DEMO: '0', TICKPIPE_COMPACT: '0', TICKPIPE_SIERRA_DIR: src, TICKPIPE_SYMBOLS: PIPELINE_SYMBOLS.join(','),
     TICKPIPE_POLL_MS: '50', TICKPIPE_HOT_CAPACITY: String(1 << 16), TICKPIPE_RING_SLOTS: '2048',
   }), { info: () => undefined, warn: () => undefined });
   let restarted = false;

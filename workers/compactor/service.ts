@@ -180,12 +180,10 @@ export class CompactionService {
   /** Run one cycle now (or wait for the running one and run again); resolves when it is done. */
   async runOnce(): Promise<void> {
     if (this.#state === 'closed') throw engineError('ENGINE_ERR_INVALID_ARG', 'CompactionService is closed', {});
-    if (this.#cycle !== null) {
-      this.#rerun = true;
-      await this.#cycle;
-      if (this.#cycle !== null) await this.#cycle;
-      return;
-    }
+    // A cycle already running may have listed the journal before the hours now closed: wait for it, then run
+    // a fresh one (a rerun it would schedule goes through a timer, after this call would have returned).
+    while (this.#cycle !== null) await this.#cycle.catch(() => undefined);
+    this.#rerun = false;
     await this.#runCycle();
   }
 
