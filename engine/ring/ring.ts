@@ -426,6 +426,19 @@ export class RingReader {
     if (st === RingState.STOPPED) return 'changed';
     return parkAsync(this.#ctrl, L.WRITE_SEQ_I32, this.#r, st, L.CONSUMER_PARKED_I32, L.CONSUMER_PARKS_I32, timeoutMs);
   }
+
+  /**
+   * `waitForDataAsync` for a consumer that has already looked at `ahead` published slots past its release
+   * point without releasing them (it releases later, e.g. once they are durable): waits for data beyond those.
+   */
+  async waitForMoreDataAsync(ahead: number, timeoutMs: number): Promise<ParkResult> {
+    checkTimeout(timeoutMs);
+    const st = Atomics.load(this.#ctrl, L.STATE_I32);
+    const seen = (this.#r + ahead) | 0;
+    if (((Atomics.load(this.#ctrl, L.WRITE_SEQ_I32) - seen) | 0) !== 0) return 'changed';
+    if (st === RingState.STOPPED) return 'changed';
+    return parkAsync(this.#ctrl, L.WRITE_SEQ_I32, seen, st, L.CONSUMER_PARKED_I32, L.CONSUMER_PARKS_I32, timeoutMs);
+  }
 }
 
 export interface RingStats {
