@@ -205,7 +205,7 @@ async function main(): Promise<number> {
   const fresh = outcomes.flatMap((o) => o.results);
   const ran = new Set(suites);
   // rows of suites not run now stay (with --only); the end-to-end harness (bench/e2e, suite 'e2e') is a separate run: always kept
-  const kept = previousResults().filter((r) => !ran.has(r.suite) && (args.only !== undefined || r.suite === 'e2e'));
+  const kept = previousResults().filter((r) => !ran.has(r.suite) && (args.only !== null || r.suite === 'e2e'));
   const all = [...kept, ...fresh].sort((a, b) => a.suite.localeCompare(b.suite));
 
   console.log('');
