@@ -26,52 +26,22 @@ export interface DrainCounters {
 }
 
 /**
- * The main-thread consumer loop shared by the ring drains: consume batches of at most BATCH records, yield to
- * the event loop (HTTP, timers) after each, park with `waitForDataAsync` when the ring is empty (never blocks
- * the uWS thread), and end once the producer has finished, or a stop was requested and the ring is no longer
- * RUNNING, with everything published consumed.
+ * A consumer of one ring on the engine's main thread (the depth drain, the record feed): consumes batches of
+ * at most BATCH records, yields to the event loop (HTTP, timers) after each, parks with `waitForDataAsync` when
+ * the ring is empty (never blocks the uWS thread), and ends once the producer has finished, or a stop was
+ * requested and the ring is no longer RUNNING, with everything published consumed.
  */
-export async function drainRing(r: RingReader, consume: (n: number) => void, stopRequested: () => boolean): Promise<void> {
-  for (;;) {
-    const n = r.available();
-    if (n === 0) {
-      if (r.finished || (stopRequested() && r.state !== 1)) return;
-      await r.waitForDataAsync(PARK_MS);
-      continue;
-    }
-    consume(n < BATCH ? n : BATCH);
-    await new Promise<void>((res) => setImmediate(res));
-  }
-}
-
-export class RingDrain {
-  readonly name: string;
-  readonly #reader: RingReader;
-  readonly #latest: LatestTable;
-  readonly #books: (OrderBook | undefined)[];
-  readonly #tickSize: (id: number) => number;
-  readonly counters: DrainCounters = { trades: 0, quotes: 0, depth: 0, bookBatches: 0, gaps: 0, other: 0 };
-  /** Per symbol id: trades seen (for status). */
-  readonly tradesBySymbol = new Float64Array(65536);
+export abstract class MainThreadConsumer {
+  protected readonly reader: RingReader;
   #running: Promise<void> | null = null;
   #stopRequested = false;
-  lastRecordAtMs = 0;
-  /** Receives the DEPTH and BOOK_END records after the book applied them (the WebSocket hub's book channel). */
-  listener: RecordListener | null = null;
-  /** Listener calls that threw (the listener is dropped after the first). */
-  listenerErrors = 0;
 
-  constructor(name: string, ring: SharedArrayBuffer, latest: LatestTable, tickSize: (id: number) => number) {
-    this.name = name;
-    this.#reader = RingReader.attach(ring);
-    this.#latest = latest;
-    this.#books = [];
-    this.#tickSize = tickSize;
+  constructor(ring: SharedArrayBuffer) {
+    this.reader = RingReader.attach(ring);
   }
 
-  book(symbolId: number): OrderBook | undefined {
-    return this.#books[symbolId];
-  }
+  /** Handle the next `n` available slots (slotByte(0..n-1)) and release them. */
+  protected abstract consume(n: number): void;
 
   start(): void {
     this.#running ??= this.#loop();
@@ -83,16 +53,54 @@ export class RingDrain {
     await this.#running;
   }
 
-  #loop(): Promise<void> {
-    return drainRing(this.#reader, (n) => { this.#consume(n); }, () => this.#stopRequested);
+  async #loop(): Promise<void> {
+    const r = this.reader;
+    for (;;) {
+      const n = r.available();
+      if (n === 0) {
+        if (r.finished || (this.#stopRequested && r.state !== 1)) return;
+        await r.waitForDataAsync(PARK_MS);
+        continue;
+      }
+      this.consume(n < BATCH ? n : BATCH);
+      await new Promise<void>((res) => setImmediate(res));
+    }
   }
+}
+
+export class RingDrain extends MainThreadConsumer {
+  readonly name: string;
+  readonly #latest: LatestTable;
+  readonly #books: (OrderBook | undefined)[];
+  readonly #tickSize: (id: number) => number;
+  readonly counters: DrainCounters = { trades: 0, quotes: 0, depth: 0, bookBatches: 0, gaps: 0, other: 0 };
+  /** Per symbol id: trades seen (for status). */
+  readonly tradesBySymbol = new Float64Array(65536);
+  lastRecordAtMs = 0;
+  /** Receives the DEPTH and BOOK_END records after the book applied them (the WebSocket hub's book channel). */
+  listener: RecordListener | null = null;
+  /** Listener calls that threw (the listener is dropped after the first). */
+  listenerErrors = 0;
+
+  constructor(name: string, ring: SharedArrayBuffer, latest: LatestTable, tickSize: (id: number) => number) {
+    super(ring);
+    this.name = name;
+    this.#latest = latest;
+    this.#books = [];
+    this.#tickSize = tickSize;
+  }
+
+  book(symbolId: number): OrderBook | undefined {
+    return this.#books[symbolId];
+  }
+
 
   #forward(v: SlotViews, b: number): void {
     try { this.listener!.onRecord(v, b); } catch { this.listenerErrors++; this.listener = null; }
   }
 
-  #consume(n: number): void {
-    const r = this.#reader;
+  protected consume(n: number): void {
+    const r = this.reader;
     const v = r.views;
     const c = this.counters;
     for (let i = 0; i < n; i++) {

@@ -7,9 +7,8 @@
  * must not stop the others or the drain.
  */
 import type { RecordFeed, RecordListener } from '../../api/types.ts';
-import { RingReader } from '../ring/ring.ts';
 import { RecordKind } from '../../schemas/records.ts';
-import { drainRing } from './drain.ts';
+import { MainThreadConsumer } from './drain.ts';
 
 
 export interface FeedCounters {
@@ -21,9 +20,8 @@ export interface FeedCounters {
   listenerErrors: number;
 }
 
-export class FeedDrain implements RecordFeed {
+export class FeedDrain extends MainThreadConsumer implements RecordFeed {
   readonly name: string;
-  readonly #reader: RingReader;
   #listeners: RecordListener[] = [];
   readonly #dropped = new WeakSet<RecordListener>();
   #droppedAny = false;
@@ -31,13 +29,11 @@ export class FeedDrain implements RecordFeed {
   /** Per symbol id: validated trades seen (for status). */
   readonly tradesBySymbol = new Float64Array(65536);
   lastRecordAtMs = 0;
-  #running: Promise<void> | null = null;
-  #stopRequested = false;
   readonly #onListenerError: (err: unknown) => void;
 
   constructor(name: string, ring: SharedArrayBuffer, onListenerError: (err: unknown) => void = () => undefined) {
+    super(ring);
     this.name = name;
-    this.#reader = RingReader.attach(ring);
     this.#onListenerError = onListenerError;
   }
 
@@ -48,22 +44,9 @@ export class FeedDrain implements RecordFeed {
 
   get listenerCount(): number { return this.#listeners.length; }
 
-  start(): void {
-    this.#running ??= this.#loop();
-  }
 
-  /** Resolve once the ring's producer has stopped and everything published has been delivered. */
-  async stop(): Promise<void> {
-    this.#stopRequested = true;
-    await this.#running;
-  }
-
-  #loop(): Promise<void> {
-    return drainRing(this.#reader, (n) => { this.#consume(n); }, () => this.#stopRequested);
-  }
-
-  #consume(n: number): void {
-    const r = this.#reader;
+  protected consume(n: number): void {
+    const r = this.reader;
     const v = r.views;
     const c = this.counters;
     const ls = this.#listeners;
