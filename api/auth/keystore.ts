@@ -138,6 +138,7 @@ export class KeyStore implements KeyAdmin {
   #byId = new Map<string, Entry>();
   #watching = false;
   #reloading: Promise<void> | null = null;
+  #reloadAgain: Promise<void> | null = null;
   /** Failed authentications (unknown id, bad secret, malformed, revoked). */
   failures = 0;
 
@@ -151,7 +152,11 @@ export class KeyStore implements KeyAdmin {
     ks.#load(ks.#readSync());
     if (opts.watch === true) {
       ks.#watching = true;
-      watchFile(ks.path, { interval: opts.watchIntervalMs ?? 1000, persistent: false }, () => { void ks.reload().catch(() => undefined); });
+      const interval = opts.watchIntervalMs ?? 1000;
+      watchFile(ks.path, { interval, persistent: false }, () => { void ks.reload().catch(() => undefined); });
+      // watchFile takes its baseline stat asynchronously: a write between the synchronous load above and that first
+      // stat would never show as a change. One re-read after the first poll closes that window.
+      setTimeout(() => { if (ks.#watching) void ks.reload().catch(() => undefined); }, interval * 2).unref();
     }
     return ks;
   }
@@ -181,7 +186,12 @@ export class KeyStore implements KeyAdmin {
 
   /** Re-read the file (async; the server calls it when the file changes). A bad file keeps the old keys. */
   reload(): Promise<void> {
-    this.#reloading ??= (async () => {
+    // A change seen while a read is in flight may have landed after that read: read once more when it ends.
+    if (this.#reloading !== null) {
+      this.#reloadAgain ??= this.#reloading.catch(() => undefined).then(() => { this.#reloadAgain = null; return this.reload(); });
+      return this.#reloadAgain;
+    }
+    this.#reloading = (async () => {
       try {
         let text: string;
         try {
