@@ -16,7 +16,9 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 describe('bench:e2e harness', () => {
   test('arguments: defaults, quick, modes, bad values', () => {
     const d = parseE2EArgs([]);
-    expect(d).toMatchObject({ paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, backlog: 3_000_000, redis: 'auto' });
+    expect(d).toMatchObject({ paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, wsFormat: 'both', backlog: 3_000_000, redis: 'auto' });
+    expect(parseE2EArgs(['--ws-format', 'json'])).toMatchObject({ wsFormat: 'json' });
+    expect(() => parseE2EArgs(['--ws-format', 'xml'])).toThrow(/--ws-format/);
     expect(parseE2EArgs(['--quick'])).toMatchObject({ seconds: 10, backlog: 500_000 });
     expect(parseE2EArgs(['--quick', '--seconds', '4'])).toMatchObject({ seconds: 4 });
     expect(parseE2EArgs(['--max'])).toMatchObject({ paced: false, max: true, compare: false });
@@ -46,7 +48,7 @@ describe('bench:e2e harness', () => {
     expect(failed).toEqual([]);
     expect(p.lost).toBe(0);
     const names = p.stages.map((s) => s.stage);
-    for (const want of ['written (.scid files)', 'validator: accepted and journaled', 'journal (read back after close)', 'Parquet (hours compacted after close, DuckDB)', 'latest table: trade count', 'hot window', 'WebSocket client 1', 'WebSocket client 2']) {
+    for (const want of ['written (.scid files)', 'validator: accepted and journaled', 'journal (read back after close)', 'Parquet (hours compacted after close, DuckDB)', 'latest table: trade count', 'hot window', 'WebSocket client 1 (binary)', 'WebSocket client 2 (JSON)']) {
       expect(names).toContain(want);
     }
     if (p.redis) expect(names).toContain('Redis streams (XLEN, XRANGE Σ)');
@@ -54,7 +56,10 @@ describe('bench:e2e harness', () => {
       expect(s.count).toBe(6000);
       if (s.sum !== null) expect(s.sum).toBe(s.expectedSum);
     }
-    expect(p.latency.ws.count).toBe(6000 * 2);
+    // one binary and one JSON client: each format's latency has every tick once
+    expect(p.wsClients).toEqual({ binary: 1, json: 1 });
+    expect(p.latency.ws.count).toBe(6000);
+    expect(p.latency.wsJson?.count).toBe(6000);
     expect(p.latency.latest.count).toBeGreaterThan(0);
 
     const m = report.max!;
@@ -76,7 +81,7 @@ describe('bench:e2e harness', () => {
     expect(md).toContain('e2e-latency.svg');
     const svg = readFileSync(join(out, 'e2e-latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
-    expect((svg.match(/<polyline/g) ?? []).length).toBe(p.redis ? 4 : 3);
+    expect((svg.match(/<polyline/g) ?? []).length).toBe(p.redis ? 5 : 4);
     expect(p.latency.feed.count).toBe(6000);
   }, 120_000);
 });

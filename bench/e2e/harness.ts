@@ -49,6 +49,8 @@ export interface PacedOptions {
   rate: number;
   seconds: number;
   clients: number;
+  /** frames the WebSocket clients ask for: all binary FlatBuffers, all JSON, or split (binary gets the odd one) */
+  wsFormat: 'binary' | 'json' | 'both';
   /** 'auto': use Redis at 127.0.0.1:6379 when it answers */
   redis: 'auto' | 'off';
   redisDb: number;
@@ -61,7 +63,10 @@ export interface PacedResult {
   written: number;
   writer: WriterDone;
   stages: StageCheck[];
-  latency: { latest: LatencySummary; feed: LatencySummary; ws: LatencySummary; redis: LatencySummary | null };
+  /** ws: the binary clients (the JSON ones when there are no binary clients); wsJson: the JSON clients when both ran */
+  latency: { latest: LatencySummary; feed: LatencySummary; ws: LatencySummary; wsJson: LatencySummary | null; redis: LatencySummary | null };
+  /** WebSocket clients per format */
+  wsClients: { binary: number; json: number };
   redis: boolean;
   lost: number;
   errors: string[];
@@ -318,9 +323,13 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
       return w;
     };
     const latestW = observer({ mode: 'latest', symbols: symIds, latest: e.latest.buffer });
-    const wsW = observer({ mode: 'ws', symbols: symIds, url: `ws://127.0.0.1:${e.port}/ws?format=json&token=${encodeURIComponent(key)}`, clients: o.clients });
+    const nBin = o.wsFormat === 'binary' ? o.clients : o.wsFormat === 'json' ? 0 : Math.ceil(o.clients / 2);
+    const nJson = o.clients - nBin;
+    const wsUrl = (format: 'json' | 'binary'): string => `ws://127.0.0.1:${e.port}/ws?format=${format}&token=${encodeURIComponent(key)}`;
+    const wsW = observer({ mode: 'ws', symbols: symIds, url: wsUrl(nBin > 0 ? 'binary' : 'json'), format: nBin > 0 ? 'binary' : 'json', clients: nBin > 0 ? nBin : nJson });
+    const wsJsonW = nBin > 0 && nJson > 0 ? observer({ mode: 'ws', symbols: symIds, url: wsUrl('json'), format: 'json', clients: nJson }) : null;
     const redisW = redis ? observer({ mode: 'redis', symbols: symIds, redisUrl: redisUrl!, channel: REDIS_CHANNEL }) : null;
-    await Promise.all([latestW, wsW, ...(redisW ? [redisW] : [])].map((w) => message(w, 'observer-ready', 60_000)));
+    await Promise.all([latestW, wsW, ...(wsJsonW ? [wsJsonW] : []), ...(redisW ? [redisW] : [])].map((w) => message(w, 'observer-ready', 60_000)));
     // tick → the main thread's record feed (what the hub gets): splits the WebSocket latency into
     // upstream (source, validator, feed ring, main-thread wake-up) and hub + socket + client
     const feedHist = latencyHistogram();
@@ -367,8 +376,10 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
       w.postMessage({ type: 'stop' });
       return p;
     };
-    const [latestR, wsR, redisR] = await Promise.all([stopAndCollect(latestW), stopAndCollect(wsW), redisW ? stopAndCollect(redisW) : Promise.resolve(null)]);
-    for (const r of [latestR, wsR, redisR]) if (r) errors.push(...r.errors);
+    const [latestR, wsR, wsJsonR, redisR] = await Promise.all([
+      stopAndCollect(latestW), stopAndCollect(wsW), wsJsonW ? stopAndCollect(wsJsonW) : Promise.resolve(null), redisW ? stopAndCollect(redisW) : Promise.resolve(null),
+    ]);
+    for (const r of [latestR, wsR, wsJsonR, redisR]) if (r) errors.push(...r.errors);
 
     const stages: StageCheck[] = [];
     const v = e.validatorStats();
@@ -379,12 +390,13 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const hot = totalOf(hotTotals(e, ids));
     stages.push(check('hot window', hot.count, hot.sum, exp));
     stages.push(check('feed (main thread)', e.feed.counters.trades, null, exp));
-    for (let c = 0; c < wsR.clients.length; c++) {
-      const cl = wsR.clients[c]!;
+    const wsAll = [...wsR.clients.map((cl) => ({ cl, format: nBin > 0 ? 'binary' : 'JSON' })), ...(wsJsonR?.clients ?? []).map((cl) => ({ cl, format: 'JSON' }))];
+    for (let c = 0; c < wsAll.length; c++) {
+      const { cl, format } = wsAll[c]!;
       const t = totalOf(cl.symbols);
       const breaks = Object.values(cl.symbols).reduce((a, x) => a + x.seqBreaks, 0);
       const perSym = s.symbols.every((x) => cl.symbols[x]!.count === wd.totals[x]!.count && cl.symbols[x]!.sum === wd.totals[x]!.sum);
-      const st = check(`WebSocket client ${c + 1}`, t.count, t.sum, exp, `seq breaks ${breaks}${cl.closed ? `, closed ${cl.closed}` : ''}`);
+      const st = check(`WebSocket client ${c + 1} (${format})`, t.count, t.sum, exp, `seq breaks ${breaks}${cl.closed ? `, closed ${cl.closed}` : ''}`);
       st.ok = st.ok && breaks === 0 && perSym;
       stages.push(st);
     }
@@ -409,8 +421,12 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const lost = stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0);
     return {
       rate: o.rate, seconds: o.seconds, written: exp.count, writer: wd, stages,
-      latency: { latest: latestR.latency, feed: summarize(feedHist), ws: wsR.latency, redis: redisR?.latency ?? null }, redis: redis !== null, lost, errors, mainThread,
-      observerUtilization: Object.fromEntries([latestR, wsR, redisR].filter((x) => x !== null).map((x) => [x.mode, x.utilization])),
+      latency: { latest: latestR.latency, feed: summarize(feedHist), ws: wsR.latency, wsJson: wsJsonR?.latency ?? null, redis: redisR?.latency ?? null },
+      wsClients: { binary: nBin, json: nJson }, redis: redis !== null, lost, errors, mainThread,
+      observerUtilization: {
+        latest: latestR.utilization, [nBin > 0 ? 'ws binary' : 'ws JSON']: wsR.utilization,
+        ...(wsJsonR ? { 'ws JSON': wsJsonR.utilization } : {}), ...(redisR ? { redis: redisR.utilization } : {}),
+      },
     };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

@@ -2,8 +2,9 @@
  * Observers of the end-to-end bench, one mode per worker thread (off the engine's main thread):
  * - `latest`: attached to the engine's LatestTable, polls each symbol's trade seq; a change is one
  *   observation, latency = now − the trade's event time (the writer stamps ticks with the wall clock).
- * - `ws`: N `ws` clients subscribed to the symbols' trades in JSON; every tick is counted per client and
- *   symbol with seq continuity and Σ ticks × size, latency = arrival − event time.
+ * - `ws`: N `ws` clients subscribed to the symbols' trades, in JSON or binary FlatBuffers (decoded into
+ *   reused columns, no per-tick objects); every tick is counted per client and symbol with seq continuity
+ *   and Σ ticks × size, latency = arrival − event time.
  * - `redis`: a subscriber to the sink's trade channel; messages counted and summed per symbol, latency
  *   from the message's ISO timestamp (µs).
  * The harness posts {type:'stop'}; the worker answers with an ObserverDone and exits.
@@ -13,6 +14,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { LatestTable } from '../../engine/latest/index.ts';
+import { createTickColumns, WireDecoder } from '../../schemas/wire.ts';
 import { F_TRADE_SEQ, F_TRADE_TS_MICROS } from '../../engine/latest/layout.ts';
 import { latencyHistogram, nowMicros, recordLatency, summarize, tickSum, type ObserverData, type ObserverDone, type WsClientTotals } from './stats.ts';
 
@@ -63,6 +65,41 @@ async function runLatest(): Promise<void> {
 }
 
 interface TickJson { seq: number; tsMicros: number; price: number; size: number }
+
+const dec = new WireDecoder();
+const cols = createTickColumns(1 << 16);
+
+/** A binary TickBatch: decoded into the reused columns (no per-tick objects), counted like the JSON form. */
+function onBinary(c: number, t: WsClientTotals, data: Buffer, now: number): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  let symbol: string;
+  let n: number;
+  try {
+    const type = dec.payloadType(bytes);
+    if (type !== 'tickBatch') {
+      if (type === 'error') errors.push(`client ${c}: ${JSON.stringify(dec.decodeFrame(bytes)).slice(0, 200)}`);
+      return;
+    }
+    const hd = dec.readTickBatchInto(bytes, cols);
+    if (!hd.channel.startsWith('trades')) return;
+    symbol = hd.symbol;
+    n = hd.count;
+  } catch (e) {
+    errors.push(`client ${c}: bad frame: ${(e as Error).message}`);
+    return;
+  }
+  const s = t.symbols[symbol];
+  if (!s) { errors.push(`client ${c}: unexpected symbol ${symbol}`); return; }
+  for (let i = 0; i < n; i++) {
+    const seq = cols.seq[i]!;
+    recordLatency(h, now - cols.tsMicros[i]!);
+    if (s.firstSeq < 0) s.firstSeq = seq;
+    else if (seq !== s.lastSeq + 1) s.seqBreaks++;
+    s.lastSeq = seq;
+    s.count++;
+    s.sum += tickSum(cols.price[i]!, cols.size[i]!);
+  }
+}
 interface FrameJson { channel?: string; payload?: { type?: string; symbol?: string; ticks?: TickJson[] }; type?: string }
 
 async function runWs(): Promise<void> {
@@ -78,8 +115,9 @@ async function runWs(): Promise<void> {
     acks.push(new Promise<void>((resolve, reject) => {
       ws.once('open', () => ws.send(JSON.stringify({ op: 'subscribe', symbols: d.symbols.map((s) => s.symbol), channels: ['trades'], id: `c${c}` })));
       ws.once('error', reject);
-      ws.on('message', (data: Buffer) => {
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
         const now = nowMicros();
+        if (isBinary) { onBinary(c, t, data, now); return; }
         let o: FrameJson;
         try { o = JSON.parse(data.toString()) as FrameJson; } catch (e) { errors.push(`client ${c}: bad JSON ${(e as Error).message}`); return; }
         if (o.type === 'subscribed') { resolve(); return; }

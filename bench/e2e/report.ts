@@ -39,7 +39,9 @@ export function resultRows(r: E2EReport): BenchResult[] {
     out.push({ name: `e2e paced ${tag}: stage checks failing (count, Σ ticks×size or seq)`, unit: 'checks', value: p.stages.filter((s) => !s.ok).length });
     out.push(latencyRow(`e2e paced ${tag}: tick → latest table (poller thread)`, p.latency.latest));
     out.push(latencyRow(`e2e paced ${tag}: tick → main-thread record feed (upstream of the WebSocket hub)`, p.latency.feed));
-    out.push(latencyRow(`e2e paced ${tag}: tick → WebSocket client (JSON, ${p.stages.filter((s) => s.stage.startsWith('WebSocket')).length} clients; target p99 < 5 ms)`, p.latency.ws));
+    const wsFirst = p.wsClients.binary > 0 ? `binary FlatBuffers, ${p.wsClients.binary}` : `JSON, ${p.wsClients.json}`;
+    out.push(latencyRow(`e2e paced ${tag}: tick → WebSocket client (${wsFirst} clients; target p99 < 5 ms)`, p.latency.ws));
+    if (p.latency.wsJson) out.push(latencyRow(`e2e paced ${tag}: tick → WebSocket client (JSON, ${p.wsClients.json} clients, same run; target p99 < 5 ms)`, p.latency.wsJson));
     if (p.latency.redis) out.push(latencyRow(`e2e paced ${tag}: tick → Redis pub/sub subscriber`, p.latency.redis));
   }
   const m = r.max;
@@ -51,7 +53,7 @@ export function resultRows(r: E2EReport): BenchResult[] {
     out.push({ name: 'e2e max: peak RSS of the process (engine + workers)', unit: 'MB', value: sig(m.peakRssMb) });
   }
   for (const l of r.ladder) {
-    out.push({ ...latencyRow(`e2e ladder ${l.rate} ticks/s × 5 s (2 clients, no Redis): tick → WebSocket client; lost ${l.lost}, failed checks ${l.failed}`, l.ws) });
+    out.push({ ...latencyRow(`e2e ladder ${l.rate} ticks/s × 5 s (2 binary clients, no Redis): tick → WebSocket client; lost ${l.lost}, failed checks ${l.failed}`, l.ws) });
   }
   for (const c of r.compared) for (const x of c.results) out.push({ ...x, name: `e2e compare (${c.suite}, quick, same run): ${x.name}` });
   return out;
@@ -87,7 +89,8 @@ function latencyTable(p: PacedResult, md: boolean): string {
   };
   add('tick → latest table', p.latency.latest);
   add('tick → main-thread feed (before the hub)', p.latency.feed);
-  add('tick → WebSocket client', p.latency.ws);
+  add(p.wsClients.binary > 0 ? `tick → WebSocket client (binary, ${p.wsClients.binary})` : `tick → WebSocket client (JSON, ${p.wsClients.json})`, p.latency.ws);
+  if (p.latency.wsJson) add(`tick → WebSocket client (JSON, ${p.wsClients.json})`, p.latency.wsJson);
   add('tick → Redis pub/sub', p.latency.redis);
   return table(['latency (ms)', 'samples', 'p50', 'p99', 'p99.9', 'max'], rows, md);
 }
@@ -135,7 +138,7 @@ export function markdown(r: E2EReport, loadAtStart: number[]): string {
     `- **Arguments:** \`${r.args || '(defaults)'}\``,
     `- **Load average (1/5/15 min) at start:** ${loadAtStart.map((x) => x.toFixed(2)).join(' / ')}; **at the end:** ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}`,
     '',
-    'Path: `.scid` files (ScidWriter in a writer thread, flushed every ~1 ms) → Sierra source worker (poll 1 ms) → SPSC ring → validator worker (journal group commit, hot window, latest table; the journal is compacted to Parquet after the run and read back with DuckDB) → feed ring → main thread → WebSocket hub → `ws` clients (JSON, separate thread), and → Redis sink worker → Redis when one answers. Latency = arrival time − the tick\'s own timestamp (wall clock when written). Every stage\'s count and Σ (price in ticks × size, exact integers) is compared with what was written.',
+    'Path: `.scid` files (ScidWriter in a writer thread, flushed every ~1 ms) → Sierra source worker (poll 1 ms) → SPSC ring → validator worker (journal group commit, hot window, latest table; the journal is compacted to Parquet after the run and read back with DuckDB) → feed ring → main thread → WebSocket hub → `ws` clients (binary FlatBuffers and JSON, one thread per format, decoded without per-tick objects in binary), and → Redis sink worker → Redis when one answers. Latency = arrival time − the tick\'s own timestamp (wall clock when written). Every stage\'s count and Σ (price in ticks × size, exact integers) is compared with what was written.',
     '',
   ];
   if (r.paced) {
@@ -235,7 +238,8 @@ export function writeReport(outDir: string, r: E2EReport, loadAtStart: number[])
   files.push(md);
   if (r.paced) {
     const svg = join(outDir, 'e2e-latency.svg');
-    const lines = [{ name: 'tick → latest table', l: r.paced.latency.latest }, { name: 'tick → main-thread feed', l: r.paced.latency.feed }, { name: 'tick → WebSocket', l: r.paced.latency.ws }];
+    const lines = [{ name: 'tick → latest table', l: r.paced.latency.latest }, { name: 'tick → main-thread feed', l: r.paced.latency.feed }, { name: r.paced.wsClients.binary > 0 ? 'tick → WebSocket (binary)' : 'tick → WebSocket (JSON)', l: r.paced.latency.ws }];
+    if (r.paced.latency.wsJson) lines.push({ name: 'tick → WebSocket (JSON)', l: r.paced.latency.wsJson });
     if (r.paced.latency.redis) lines.push({ name: 'tick → Redis pub/sub', l: r.paced.latency.redis });
     writeAtomic(svg, latencySvg(lines));
     files.push(svg);

@@ -20,6 +20,7 @@ export interface E2EArgs {
   rate: number;
   seconds: number;
   clients: number;
+  wsFormat: 'binary' | 'json' | 'both';
   backlog: number;
   ringSlots: number;
   /** paced step ladder: ticks/s per step (5 s each, 2 clients, no Redis) */
@@ -37,6 +38,7 @@ export const USAGE = [
   '  --rate <n>         paced ticks/s (default 10000)',
   '  --seconds <n>      paced duration (default 60; quick 10)',
   '  --clients <n>      WebSocket clients (default 10)',
+  '  --ws-format <f>    binary | json | both (default both: half the clients binary FlatBuffers, half JSON)',
   '  --backlog <n>      max-mode ticks (default 3000000; quick 500000)',
   '  --ring-slots <n>   max-mode TICKPIPE_RING_SLOTS (power of two; default 1048576, the engine default is 65536)',
   '  --ladder a,b,c     after the max run, paced steps at these ticks/s (5 s each, 2 clients, no Redis)',
@@ -49,7 +51,7 @@ export const USAGE = [
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export function parseE2EArgs(argv: readonly string[]): E2EArgs {
-  const a: E2EArgs = { paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, backlog: 3_000_000, ringSlots: 1 << 20, ladder: [], redis: 'auto', redisDb: 13, outDir: BENCH_DIR, help: false };
+  const a: E2EArgs = { paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, wsFormat: 'both', backlog: 3_000_000, ringSlots: 1 << 20, ladder: [], redis: 'auto', redisDb: 13, outDir: BENCH_DIR, help: false };
   let quick = false;
   let onlyPaced = false;
   let onlyMax = false;
@@ -70,6 +72,11 @@ export function parseE2EArgs(argv: readonly string[]): E2EArgs {
     else if (x === '--rate') a.rate = num(x, argv[++i], 1);
     else if (x === '--seconds') { a.seconds = num(x, argv[++i], 1); set.seconds = true; }
     else if (x === '--clients') a.clients = Math.floor(num(x, argv[++i], 1));
+    else if (x === '--ws-format') {
+      const v = argv[++i];
+      if (v !== 'binary' && v !== 'json' && v !== 'both') throw new Error(`--ws-format needs binary, json or both, got ${v ?? 'nothing'}`);
+      a.wsFormat = v;
+    }
     else if (x === '--backlog') { a.backlog = Math.floor(num(x, argv[++i], 1)); set.backlog = true; }
     else if (x === '--ladder') {
       const v = argv[++i];
@@ -101,10 +108,10 @@ async function compare(suite: string, log: (m: string) => void): Promise<Compare
 export async function runE2E(a: E2EArgs, argText: string, log: (m: string) => void = console.log): Promise<{ report: E2EReport; files: string[] }> {
   const loadAtStart = os.loadavg();
   const report: E2EReport = { paced: null, max: null, ladder: [], compared: [], args: argText };
-  if (a.paced) report.paced = await runPaced({ rate: a.rate, seconds: a.seconds, clients: a.clients, redis: a.redis, redisDb: a.redisDb, log });
+  if (a.paced) report.paced = await runPaced({ rate: a.rate, seconds: a.seconds, clients: a.clients, wsFormat: a.wsFormat, redis: a.redis, redisDb: a.redisDb, log });
   if (a.max) report.max = await runMax({ ticks: a.backlog, log, ringSlots: a.ringSlots });
   for (const rate of a.ladder) {
-    const r = await runPaced({ rate, seconds: 5, clients: 2, redis: 'off', redisDb: a.redisDb, log });
+    const r = await runPaced({ rate, seconds: 5, clients: 2, wsFormat: 'binary', redis: 'off', redisDb: a.redisDb, log });
     report.ladder.push({ rate, lost: r.lost, failed: r.stages.filter((x) => !x.ok).length, ws: r.latency.ws, latest: r.latency.latest, behind: r.writer.maxBacklog });
   }
   if (a.compare) for (const s of ['ring', 'api']) report.compared.push(await compare(s, log));

@@ -123,8 +123,10 @@ export interface ObserverData {
   symbols: Array<{ symbol: string; id: number }>;
   /** latest: the LatestTable buffer */
   latest?: SharedArrayBuffer;
-  /** ws: `ws://127.0.0.1:<port>/ws?format=json&token=KEY` */
+  /** ws: `ws://127.0.0.1:<port>/ws?format=json|binary&token=KEY` */
   url?: string;
+  /** ws: the frames the clients asked for (the url's format) */
+  format?: 'json' | 'binary';
   clients?: number;
   /** redis: URL with the db number */
   redisUrl?: string;
