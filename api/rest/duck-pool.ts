@@ -5,7 +5,9 @@
  * Each connection has its own table function `api_hot_scan_<i>()` that streams a snapshot of hot-window
  * rows (owned typed arrays, copied out of the shared window before the query) into the query, one memcpy
  * per column per 2048-row chunk: the same technique as the compactor's `tickpipe_scan()` (duck.ts), so
- * Parquet rows and hot rows meet in one SQL statement (one sort, one aggregation, one COPY).
+ * Parquet rows and hot rows meet in one SQL statement (one sort, one aggregation, one COPY). A second
+ * table function `api_journal_scan_<i>()` streams ticks read from journal hours that are not (verifiably)
+ * in Parquet yet (engine/history), the same way.
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +63,20 @@ export class HotSnapshot {
   }
 }
 
-const EMPTY = new HotSnapshot(1);
+/** Rows a scan table function streams: a HotSnapshot, or journal rows (engine/history) with `length` rows valid. */
+export interface ScanRows {
+  readonly length: number;
+  readonly tsMicros: Float64Array<ArrayBuffer>;
+  readonly price: Float64Array<ArrayBuffer>;
+  readonly bid: Float64Array<ArrayBuffer>;
+  readonly ask: Float64Array<ArrayBuffer>;
+  readonly size: Uint32Array<ArrayBuffer>;
+  readonly flags: Uint32Array<ArrayBuffer>;
+  readonly seq: Uint32Array<ArrayBuffer>;
+  readonly sourceId: Uint8Array<ArrayBuffer>;
+}
+
+const EMPTY: ScanRows = new HotSnapshot(1);
 
 /** Columns of `api_hot_scan_<i>()`: the compactor's scan columns plus the row ordinal. */
 const SCAN_COLUMNS = [
@@ -70,7 +85,7 @@ const SCAN_COLUMNS = [
 ] as const;
 
 class ScanState {
-  snap: HotSnapshot = EMPTY;
+  snap: ScanRows = EMPTY;
   next = 0;
   readonly tsWords = new Uint32Array(CHUNK * 2);
   readonly ord = new Uint32Array(CHUNK);
@@ -113,11 +128,37 @@ export interface PooledConn {
   readonly conn: DuckDBConnection;
   /** Name of this connection's hot scan table function. */
   readonly hotScan: string;
+  /** Name of this connection's journal scan table function (same columns). */
+  readonly journalScan: string;
   /** Attach the rows `api_hot_scan_<i>()` returns for the next query (detached by release). */
-  setHot(snap: HotSnapshot): void;
+  setHot(snap: ScanRows): void;
+  /** Attach the rows `api_journal_scan_<i>()` returns for the next query (detached by release). */
+  setJournal(rows: ScanRows): void;
 }
 
-interface Slot extends PooledConn { st: ScanState }
+interface Slot extends PooledConn { st: ScanState; jst: ScanState }
+
+function registerScan(conn: DuckDBConnection, name: string, st: ScanState): void {
+  conn.registerTableFunction(DuckDBTableFunction.create({
+    name,
+    bindFunction: (info) => {
+      for (const [c, t] of SCAN_COLUMNS) info.addResultColumn(c, t);
+      info.setCardinality(st.snap.length, true);
+    },
+    initFunction: (info) => {
+      st.next = 0;
+      info.setMaxThreads(1);
+    },
+    mainFunction: (info, output) => {
+      try {
+        fill(st, output);
+      } catch (err) {
+        output.rowCount = 0;
+        info.setError(err instanceof Error ? err.message : String(err));
+      }
+    },
+  }));
+}
 
 export interface DuckPoolOptions {
   connections?: number;
@@ -153,27 +194,14 @@ export class DuckPool {
       const conn = await instance.connect();
       await conn.run(`SET TimeZone = 'UTC'`);
       const st = new ScanState();
-      const name = `api_hot_scan_${i}`;
-      conn.registerTableFunction(DuckDBTableFunction.create({
-        name,
-        bindFunction: (info) => {
-          for (const [c, t] of SCAN_COLUMNS) info.addResultColumn(c, t);
-          info.setCardinality(st.snap.length, true);
-        },
-        initFunction: (info) => {
-          st.next = 0;
-          info.setMaxThreads(1);
-        },
-        mainFunction: (info, output) => {
-          try {
-            fill(st, output);
-          } catch (err) {
-            output.rowCount = 0;
-            info.setError(err instanceof Error ? err.message : String(err));
-          }
-        },
-      }));
-      const slot: Slot = { conn, hotScan: name, st, setHot: (snap) => { st.snap = snap; st.next = 0; } };
+      const jst = new ScanState();
+      registerScan(conn, `api_hot_scan_${i}`, st);
+      registerScan(conn, `api_journal_scan_${i}`, jst);
+      const slot: Slot = {
+        conn, hotScan: `api_hot_scan_${i}`, journalScan: `api_journal_scan_${i}`, st, jst,
+        setHot: (snap) => { st.snap = snap; st.next = 0; },
+        setJournal: (rows) => { jst.snap = rows; jst.next = 0; },
+      };
       pool.#all.push(slot);
       pool.#free.push(slot);
     }
@@ -195,6 +223,7 @@ export class DuckPool {
       return await fn(slot);
     } finally {
       slot.st.snap = EMPTY;
+      slot.jst.snap = EMPTY;
       const w = this.#waiters.shift();
       if (w !== undefined) w(slot);
       else this.#free.push(slot);

@@ -1,15 +1,19 @@
 /**
  * `GET /api/v1/ticks/historical?symbols=A[,B]&start_time=&end_time=[&interval=1s|1m|5m|15m|1h|4h|1d][&format=json|ndjson|csv|parquet][&compression=snappy|zstd|lz4|none]`
  *
- * Range [start_time, end_time) (ISO 8601 or Unix s/ms/µs; end defaults to now), across Parquet and the hot
- * window with no seam (hist-plan.ts). Raw ticks, or OHLCV bars with `interval`. DuckDB runs the query on its
+ * Range [start_time, end_time) (ISO 8601 or Unix s/ms/µs; end defaults to now), across Parquet, the journal
+ * hours not compacted (or not verifiably compacted) yet, and the hot window, with no seam (hist-plan.ts,
+ * engine/history). Raw ticks, or OHLCV bars with `interval`. Journal hours are read by a pool thread
+ * (engine/history/journal-reader.ts); every symbol is planned before the answer starts. DuckDB runs the query on its
  * own threads (async, pooled connections); text formats are streamed chunk by chunk with back-pressure
  * (the next chunk is fetched from DuckDB only once uWS has taken the previous one); Parquet is written by
  * DuckDB to a temporary file and sent with tryEnd/onWritable.
  *
  * Retention: a range wholly before the retention cutoff (today − retentionDays, UTC) is 410 DATA_UNAVAILABLE;
  * a range partly before it is answered from the cutoff on, and the answer says which part is unavailable
- * (`unavailable` in JSON, the `X-Tickpipe-Unavailable` header in every format).
+ * (`unavailable` in JSON, the `X-Tickpipe-Unavailable` header in every format). A journal hour that cannot be
+ * read whole (corrupt) is answered with the ticks before the fault and listed in `unavailable` too. More than
+ * `historicalLimits.journalMaxRows` journal ticks for one symbol is 413 RANGE_TOO_LARGE.
  *
  * Row shapes (also the CSV columns; Parquet keeps the on-disk column types):
  * - ticks: symbol, ts (ISO µs), ts_us, ts_ms, price, size, bid, ask, side ('B'|'S'|''), source, seq, flags
@@ -19,13 +23,18 @@ import { readFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { sharedJournalReader } from '../../engine/history/journal-reader.ts';
+import { rangesWithout, readJournalPart } from '../../engine/history/plan.ts';
+import { JOURNAL_DIR_NAME } from '../../engine/journal/format.ts';
 import { microsToIso } from '../../engine/latest/latest-table.ts';
 import type { SymbolMeta } from '../../engine/symbols/registry.ts';
 import { Query } from '../http/request.ts';
 import { ApiError } from '../http/respond.ts';
 import { ResponseStream, sendBuffer } from '../http/stream.ts';
-import { HotSnapshot, type PooledConn } from './duck-pool.ts';
-import { barSql, filesFor, INTERVALS, planBars, snapshotHot, sourceListSql, sqlStr, tickSql, type TickPlan } from './hist-plan.ts';
+import { HotSnapshot, type PooledConn, type ScanRows } from './duck-pool.ts';
+import {
+  barSql, filesFor, INTERVALS, journalSourceListSql, planBars, snapshotHot, sourceListSql, sqlStr, tickSql, type TickPlan,
+} from './hist-plan.ts';
 import { resolveSymbol, type RouteCtx, type RouteHandler, type Services } from './context.ts';
 
 const FORMATS = ['json', 'ndjson', 'csv', 'parquet'] as const;
@@ -102,38 +111,75 @@ function csvCell(v: string | number | null): string {
   return /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
 }
 
-async function planFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Request, snap: HotSnapshot): Promise<TickPlan> {
-  const hot = s.deps.hot;
-  let heldFrom = Infinity;
-  if (hot !== null && meta.id <= hot.symbols) heldFrom = snapshotHot(hot, meta.id, r.startUs, r.endUs, s.hotPage, snap);
-  else snap.length = 0;
-  conn.setHot(snap);
-  const cutUs = Math.min(r.endUs, Math.max(r.startUs, heldFrom));
-  const { files } = await filesFor(s.deps.dataDir, 'ticks', meta.symbol, r.startUs, cutUs);
-  return { tickFiles: files, startUs: r.startUs, cutUs, endUs: r.endUs, hotRows: snap.length };
+/** Limits of a historical query (mutable for tests). */
+export const historicalLimits = {
+  /**
+   * Most ticks one request may take from journal hours (not compacted yet), per symbol: they are held in
+   * memory for the query (~45 B each). Above it the answer is 413 RANGE_TOO_LARGE.
+   */
+  journalMaxRows: 8_000_000,
+};
+
+/** Everything one symbol's query needs, gathered before the answer starts (so `unavailable` is complete). */
+interface SymbolPlan {
+  meta: SymbolMeta;
+  snap: HotSnapshot;
+  journal: ScanRows;
+  journalHours: Set<number>;
+  plan: TickPlan;
 }
 
-async function sqlFor(s: Services, conn: PooledConn, meta: SymbolMeta, r: Request, snap: HotSnapshot, forParquet: boolean): Promise<string> {
-  const plan = await planFor(s, conn, meta, r, snap);
-  if (r.bucketUs === null) return tickSql(plan, conn.hotScan, sourceListSql(s.deps.sourceNames, snap), forParquet);
-  return barSql(await planBars(s.deps.dataDir, meta.symbol, plan, r.bucketUs), conn.hotScan, forParquet);
+async function planSymbol(s: Services, meta: SymbolMeta, r: Request): Promise<SymbolPlan> {
+  const hot = s.deps.hot;
+  const snap = new HotSnapshot();
+  let heldFrom = Infinity;
+  if (hot !== null && meta.id <= hot.symbols) heldFrom = snapshotHot(hot, meta.id, r.startUs, r.endUs, s.hotPage, snap);
+  const cutUs = Math.min(r.endUs, Math.max(r.startUs, heldFrom));
+  // [start, cut): journal hours (off-thread read), then Parquet for the rest
+  const jp = await readJournalPart({
+    reader: sharedJournalReader(), journalDir: join(s.deps.dataDir, JOURNAL_DIR_NAME), symbolId: meta.id,
+    fromMicros: r.startUs, toMicros: cutUs, tradesOnly: false, maxRows: historicalLimits.journalMaxRows,
+  });
+  if (jp.tooMany) {
+    throw new ApiError(413, 'RANGE_TOO_LARGE', `${meta.symbol}: the range holds more than ${historicalLimits.journalMaxRows} ticks in journal hours not compacted to Parquet yet; ask for a shorter range`);
+  }
+  for (const f of jp.faults) r.unavailable.push({ from: microsToIso(f.fromMicros) as string, to: microsToIso(f.toMicros) as string, reason: `${meta.symbol}: ${f.reason}` });
+  const parquetRanges = rangesWithout(r.startUs, cutUs, jp.hours);
+  const { files } = await filesFor(s.deps.dataDir, 'ticks', meta.symbol, r.startUs, cutUs, jp.hours);
+  const j = jp.ticks;
+  const journal: ScanRows = { length: j.count, tsMicros: j.tsMicros, price: j.price, bid: j.bid, ask: j.ask, size: j.size, flags: j.flags, seq: j.seq, sourceId: j.sourceId };
+  return {
+    meta, snap, journal, journalHours: jp.hours,
+    plan: { tickFiles: files, parquetRanges, startUs: r.startUs, cutUs, endUs: r.endUs, hotRows: snap.length, journalRows: j.count },
+  };
+}
+
+async function sqlFor(s: Services, conn: PooledConn, sp: SymbolPlan, r: Request, forParquet: boolean): Promise<string> {
+  conn.setHot(sp.snap);
+  conn.setJournal(sp.journal);
+  if (r.bucketUs === null) {
+    return tickSql(sp.plan, conn.hotScan, sourceListSql(s.deps.sourceNames, sp.snap), forParquet, conn.journalScan, journalSourceListSql(s.deps.sourceNames, sp.journal));
+  }
+  return barSql(await planBars(s.deps.dataDir, sp.meta.symbol, sp.plan, r.bucketUs, sp.journalHours), conn.hotScan, forParquet, conn.journalScan);
 }
 
 function headers(r: Request): Record<string, string> {
   const h: Record<string, string> = { 'cache-control': 'no-store' };
-  if (r.unavailable.length > 0) h['x-tickpipe-unavailable'] = r.unavailable.map((u) => `${u.from}/${u.to} ${u.reason}`).join('; ');
+  // header values: printable ASCII only (reasons may quote file paths)
+  if (r.unavailable.length > 0) h['x-tickpipe-unavailable'] = r.unavailable.map((u) => `${u.from}/${u.to} ${u.reason}`).join('; ').replace(/[^\x20-\x7e]/g, '?');
   return h;
 }
 
 async function answerParquet(s: Services, ctx: RouteCtx, res: Parameters<RouteHandler>[0], r: Request): Promise<void> {
   const pool = await s.duck();
   const meta = r.metas[0] as SymbolMeta;
+  const sp = await planSymbol(s, meta, r);
+  if (ctx.aborted) return;
   const tmp = join(tmpdir(), `tickpipe-api-${process.pid}-${randomBytes(6).toString('hex')}.parquet`);
   let body: Buffer;
   try {
     const rows = await pool.with(async (conn) => {
-      const snap = new HotSnapshot();
-      const sql = await sqlFor(s, conn, meta, r, snap, true);
+      const sql = await sqlFor(s, conn, sp, r, true);
       if (ctx.aborted) return 0;
       const out = await conn.conn.run(`COPY (${sql}) TO ${sqlStr(tmp)} (FORMAT parquet, COMPRESSION ${r.compression})`);
       return out.rowsChanged;
@@ -192,17 +238,24 @@ async function answerText(s: Services, ctx: RouteCtx, res: Parameters<RouteHandl
     ctx.streaming = true;
   };
   let head = '';
+  if (r.format === 'csv') {
+    head = `${fields.join(',')}\n`;
+  }
+  // every symbol planned (hot snapshot, journal hours read) before the head goes out: `unavailable` is complete
+  const plans: SymbolPlan[] = [];
+  for (const meta of r.metas) {
+    plans.push(await planSymbol(s, meta, r));
+    if (ctx.aborted) return;
+  }
   if (r.format === 'json') {
     head = `{"symbols":${JSON.stringify(r.metas.map((m) => m.symbol))},"interval":${JSON.stringify(r.interval)},"start":"${microsToIso(r.startUs) as string}",` +
       `"end":"${microsToIso(r.endUs) as string}","unavailable":${JSON.stringify(r.unavailable)},"data":[`;
-  } else if (r.format === 'csv') {
-    head = `${fields.join(',')}\n`;
   }
-  for (const meta of r.metas) {
+  for (const sp of plans) {
     if (ctx.aborted) return;
+    const meta = sp.meta;
     await pool.with(async (conn) => {
-      const snap = new HotSnapshot();
-      const sql = lineSql(await sqlFor(s, conn, meta, r, snap, false), r.format as 'json' | 'ndjson' | 'csv', meta.symbol, valueFields);
+      const sql = lineSql(await sqlFor(s, conn, sp, r, false), r.format as 'json' | 'ndjson' | 'csv', meta.symbol, valueFields);
       const result = await conn.conn.stream(sql);
       // the head goes out only once the first query is accepted: errors before it are plain JSON errors
       begin();
