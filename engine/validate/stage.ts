@@ -249,6 +249,10 @@ export class ValidatorStage {
       // idle: done when every producer has stopped and its ring is drained, or when asked to stop
       if (this.#stop || this.#allFinished()) break;
       if (this.#markLen > 0) {
+        // A failed timer commit (disk full, I/O error) makes nothing durable any more and no append follows
+        // while the input is quiet: fail the stage with the journal's coded error (the supervisor reports it
+        // and restarts; the reopened journal keeps what was committed) instead of waiting here for ever.
+        if (this.journal.failure !== null) throw this.journal.failure;
         if (this.#timerCommits) {
           // Durability comes from the journal's group commit (its timer, every commitIntervalMs): do not stall
           // the input on an fsync at every idle moment. Forcing one here cost ~800 fdatasyncs/s (plus the

@@ -75,6 +75,11 @@ export type CompactionState = 'stopped' | 'idle' | 'running' | 'retrying' | 'clo
 export interface CompactionError {
   code: string;
   message: string;
+  /**
+   * The OS error behind it when known: `ENOSPC` for a full disk (from the error's errno, or DuckDB's
+   * "No space left on device" message), `EACCES`, `ENOTDIR`, ... ; null otherwise.
+   */
+  errno: string | null;
   /** ms since epoch. */
   at: number;
   /** Hour (ISO) or date the failure concerns, when known. */
@@ -99,6 +104,8 @@ export interface CompactionStatus {
   durations: { lastHourMs: number | null; maxHourMs: number | null; meanHourMs: number | null; lastCycleMs: number | null };
   failures: number;
   consecutiveFailures: number;
+  /** The last cycle failed because the disk is full (an ENOSPC among its errors): free space; retries go on. */
+  diskFull: boolean;
   lastError: CompactionError | null;
   /** Errors of the last failed cycle (at most 20). */
   recentErrors: CompactionError[];
@@ -115,9 +122,25 @@ function isoHour(h: number): string {
   return new Date(h / 1000).toISOString().slice(0, 13) + ':00Z';
 }
 
-function errorOf(err: unknown, what: string | null, at: number): CompactionError {
+/** OS error names DuckDB spells out in its IO errors (it does not carry an errno). */
+const OS_MESSAGES: readonly [RegExp, string][] = [
+  [/no space left on device/i, 'ENOSPC'], [/disk quota exceeded/i, 'EDQUOT'], [/permission denied/i, 'EACCES'],
+  [/read-only file system/i, 'EROFS'], [/not a directory/i, 'ENOTDIR'],
+];
+
+function errnoOf(w: WireError): string | null {
+  const d = w.detail?.errno;
+  if (typeof d === 'string' && d !== '') return d;
+  const m = /\b(ENOSPC|EDQUOT|EACCES|EPERM|EROFS|ENOTDIR|EISDIR|ENOENT|EEXIST|EIO|EMFILE|ENFILE)\b/.exec(w.message);
+  if (m) return m[1] as string;
+  for (const [re, name] of OS_MESSAGES) if (re.test(w.message)) return name;
+  return null;
+}
+
+/** The status entry of a failure (code, message, errno, when, what). */
+export function compactionErrorOf(err: unknown, what: string | null, at: number): CompactionError {
   const w: WireError = toWire(err);
-  return { code: w.code, message: w.message, at, what };
+  return { code: w.code, message: w.message, errno: errnoOf(w), at, what };
 }
 
 export class CompactionService {
@@ -144,7 +167,7 @@ export class CompactionService {
     state: 'stopped', lastRunAt: null, lastRunMs: null, lastSuccessAt: null, nextRunAt: null, hoursCompacted: 0, rowsWritten: 0,
     daysConsolidated: 0, partitionsPurged: 0, journalDaysPruned: 0, pendingHours: 0,
     durations: { lastHourMs: null, maxHourMs: null, meanHourMs: null, lastCycleMs: null },
-    failures: 0, consecutiveFailures: 0, lastError: null, recentErrors: [],
+    failures: 0, consecutiveFailures: 0, diskFull: false, lastError: null, recentErrors: [],
     disk: { ticksBytes: 0, barsBytes: 0, files: 0, freeBytes: null, measuredAt: null },
   };
 
@@ -256,7 +279,7 @@ export class CompactionService {
       if (this.#state !== 'closed') await this.#purge(errors);
       if (this.#state !== 'closed') await this.#measureDisk(errors);
     } catch (err) {
-      errors.push(errorOf(err, null, this.#now()));
+      errors.push(compactionErrorOf(err, null, this.#now()));
     }
     const ms = performance.now() - perf0;
     this.#st.lastRunMs = ms;
@@ -266,11 +289,13 @@ export class CompactionService {
       this.#st.consecutiveFailures++;
       this.#st.lastError = errors[errors.length - 1] as CompactionError;
       this.#st.recentErrors = errors.slice(-20);
+      this.#st.diskFull = errors.some((e) => e.errno === 'ENOSPC' || e.errno === 'EDQUOT');
       const delay = Math.min(this.#retryMax, this.#retryBase * 2 ** Math.min(30, this.#st.consecutiveFailures - 1));
       this.#setState('retrying');
       this.#schedule(delay);
     } else {
       this.#st.consecutiveFailures = 0;
+      this.#st.diskFull = false;
       this.#st.lastSuccessAt = this.#now();
       if (wasRetrying || this.#state === 'running') this.#setState('idle');
       this.#schedule(this.#untilNextBoundary());
@@ -341,7 +366,7 @@ export class CompactionService {
         this.#hourMsSum += ms;
         d.meanHourMs = this.#hourMsSum / this.#st.hoursCompacted;
       } catch (err) {
-        errors.push(errorOf(err, isoHour(hour), this.#now()));
+        errors.push(compactionErrorOf(err, isoHour(hour), this.#now()));
       }
     }
   }
@@ -396,7 +421,7 @@ export class CompactionService {
           const r = await this.#pool.run<ConsolidateTaskResult>({ kind: 'consolidate', dataDir: this.dataDir, symbol, date, duckdbThreads: this.#opts.duckdbThreads ?? 1 });
           if (r.ticksState === 'consolidated' || r.ticksState === 'recovered') this.#st.daysConsolidated++;
         } catch (err) {
-          errors.push(errorOf(err, `${symbol} ${date}`, this.#now()));
+          errors.push(compactionErrorOf(err, `${symbol} ${date}`, this.#now()));
         }
       }
     }
@@ -410,7 +435,7 @@ export class CompactionService {
       const r = await this.#pool.run<PurgeTaskResult>({ kind: 'purge', dataDir: this.dataDir, cutoffDate: cutoff });
       this.#st.partitionsPurged += r.removed.length;
     } catch (err) {
-      errors.push(errorOf(err, `purge before ${cutoff}`, this.#now()));
+      errors.push(compactionErrorOf(err, `purge before ${cutoff}`, this.#now()));
     }
     // The journal's `.compacted` markers (24 tiny files a day) past retention: a day directory that holds
     // nothing but markers is removed (one with a .tpj left is kept: that hour is still pending).
@@ -424,7 +449,7 @@ export class CompactionService {
         this.#st.journalDaysPruned++;
       }
     } catch (err) {
-      errors.push(errorOf(err, `journal markers before ${cutoff}`, this.#now()));
+      errors.push(compactionErrorOf(err, `journal markers before ${cutoff}`, this.#now()));
     }
   }
 
@@ -461,7 +486,7 @@ export class CompactionService {
       }
       this.#st.disk = { ticksBytes, barsBytes, files, freeBytes, measuredAt: this.#now() };
     } catch (err) {
-      if (!isEngineError(err)) errors.push(errorOf(err, 'disk usage', this.#now()));
+      if (!isEngineError(err)) errors.push(compactionErrorOf(err, 'disk usage', this.#now()));
     }
   }
 }
