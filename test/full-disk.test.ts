@@ -261,6 +261,33 @@ describe('engine on a full disk', () => {
     expect(q.map((e) => `${e.symbol}|${e.seq}|${e.reason}`).sort()).toEqual(exp.bad.map((b) => `${b.symbol}|${b.seq}|${b.reason}`).sort());
   }, 150_000);
 
+  onTmpfs(`a disk that stays full: the stage gives up after its restarts ('failed', the ENOSPC in status); space back, the operator's restart resumes it, exactly once${skipNote}`, async () => {
+    const dir = join(root, `e${dirN++}`);
+    const src = join(dir, 'sierra');
+    mkdirSync(src, { recursive: true });
+    const exp = await writePipelineFiles(src, 40_000, { seed: 13 });
+    const data = freshTmpfs(1 << 20);
+    const engine = await Engine.start(engineConfig(data, src), quiet);
+    try {
+      await waitForEnospc(engine, join(data, 'journal'), 30_000);
+      for (const t0 = Date.now(); validatorStatus(engine).state !== 'failed';) {
+        if (Date.now() - t0 > 60_000) throw new Error(`the stage did not give up: ${JSON.stringify(validatorStatus(engine))}`);
+        await sleep(50);
+      }
+      expect(validatorStatus(engine).lastError).toContain('ENOSPC');
+      expect(engine.ready()).toBe(false); // /readyz says 503
+      expect(engine.status().recentErrors).toEqual(expect.arrayContaining([expect.stringContaining('validator gave up after repeated failures')]));
+      resizeTmpfs(data, 64 << 20);
+      await engine.supervisor.restart(VALIDATOR_STAGE); // the panel's admin action
+      await waitSettled(engine, 90_000);
+    } finally {
+      await engine.close();
+    }
+    const count = journalTrades(data);
+    expect([...count.values()].filter((c) => c > 1).length).toBe(0);
+    expect(count.size).toBe(exp.goodTotal);
+  }, 150_000);
+
   onTmpfs(`the last commit before the input goes quiet fails on a full disk: still reported, not a silent stall${skipNote}`, async () => {
     const dir = join(root, `e${dirN++}`);
     const src = join(dir, 'sierra');

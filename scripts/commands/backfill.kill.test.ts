@@ -42,6 +42,8 @@ function source(file: string): number[] {
 // ---- the CLI, killed and resumed --------------------------------------------------------------------
 
 const BIN = fileURLToPath(new URL('../../bin/tickpipe.js', import.meta.url));
+// the engine's symbols (quarantine entries carry their ids; an unconfigured symbol would be a warning on stderr)
+const ENV = { ...process.env, TICKPIPE_SYMBOLS: 'MNQZ25,MESZ25,NQZ25' };
 const children = new Set<ChildProcess>();
 afterEach(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -50,7 +52,7 @@ afterEach(() => {
 
 function cli(args: string[], killAfterMs: number | null): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: ENV });
     children.add(child);
     let stdout = '';
     let stderr = '';
@@ -69,7 +71,7 @@ function cli(args: string[], killAfterMs: number | null): Promise<{ code: number
 
 function cliKillAfterLine(args: string[], marker: string, delayMs: number): Promise<{ signal: string | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'ignore'], env: ENV });
     children.add(child);
     const safety = setTimeout(() => child.kill('SIGKILL'), 90_000);
     child.stdout.on('data', (d: Buffer) => { if (d.toString().includes(marker)) setTimeout(() => child.kill('SIGKILL'), delayMs); });

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -11,6 +11,7 @@ import { decodeScidColumns } from '../../workers/sierra/scid-decoder.ts';
 import { SimFiles } from '../../workers/sim/sim-files.ts';
 import { ScidWriter } from '../../workers/sierra/scid-writer.ts';
 import { TradeFlag } from '../../schemas/records.ts';
+import { QuarantineStore } from '../../engine/validate/stores.ts';
 import { runBackfill } from './backfill.ts';
 
 const T0 = Date.UTC(2025, 10, 11, 13, 55) * 1000; // 13:55 UTC: the files cross the 14:00 boundary
@@ -93,14 +94,16 @@ describe('tickpipe backfill', () => {
     expect(first.hoursWritten).toBe(4); // 2 symbols × (13h, 14h)
     expect(await stored(dataDir, 'MNQZ25')).toEqual(source(mnq, bad));
     expect(await stored(dataDir, 'MESZ25')).toEqual(source(join(scid, 'MESZ25_FUT_CME.scid')));
-    // the quarantine holds exactly the injected ticks
-    const qdir = join(dataDir, 'quarantine', 'backfill', 'symbol=MNQZ25', 'date=2025-11-11');
-    const lines = readdirSync(qdir).filter((f) => !f.includes('.gaps')).flatMap((f) => readFileSync(join(qdir, f), 'utf8').trim().split('\n'));
-    const q = lines.map((l) => JSON.parse(l) as { src_index: number; reason: string }).sort((a, b) => a.src_index - b.src_index);
-    expect(q.map((x) => [x.src_index, x.reason])).toEqual([[100, 'bad_size'], [200, 'bad_price'], [300, 'off_tick'], [401, 'duplicate']]);
+    // the engine's quarantine store holds exactly the injected ticks, under MNQZ25's id (no engine symbols
+    // configured here: the demo defaults, then MESZ25, MNQZ25 after them in name order)
+    const mnqId = first.symbolIds.MNQZ25!;
+    const q = await new QuarantineStore(dataDir).query({ includeFlagged: false });
+    expect(q.map((x) => [x.symbolId, x.record.srcIndex, x.reason])).toEqual([[mnqId, 100, 'bad_size'], [mnqId, 200, 'bad_price'], [mnqId, 300, 'off_tick'], [mnqId, 401, 'duplicate']]);
 
     const second = await runBackfill({ scidDir: scid, dataDir, pool });
     expect(second.errors).toEqual([]);
+    expect(second.quarantineWritten).toBe(0);
+    expect((await new QuarantineStore(dataDir).query({ includeFlagged: false })).length).toBe(4);
     expect(second.hoursSkipped).toBe(2); // the 13h hours are done; the last hour of each file is rewritten (files may grow)
     expect(await stored(dataDir, 'MNQZ25')).toEqual(source(mnq, bad));
     expect(await stored(dataDir, 'MESZ25')).toEqual(source(join(scid, 'MESZ25_FUT_CME.scid')));

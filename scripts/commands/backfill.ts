@@ -13,6 +13,7 @@ import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
 import { parseTimeToMicros } from '../../engine/clock/iso.ts';
 import { assertTimeZone } from '../../engine/clock/tz.ts';
+import { demoSymbols, loadDotEnv } from '../../engine/config.ts';
 import { engineError, type EngineError, fromWire, toWire, type WireError } from '../../engine/errors.ts';
 import { parseFuturesContract } from '../../engine/symbols/contracts.ts';
 import { rootDefaults } from '../../engine/symbols/defaults.ts';
@@ -30,12 +31,23 @@ export interface BackfillOptions {
   workers?: number;
   depthDir?: string;
   depthPrefix?: string;
+  /**
+   * The original orchestrator's `--convert-timestamp-to-ms` (add an epoch-ms `ts_ms` column): always on in
+   * this layout (every row has `ts` and `ts_ms`), so it changes nothing; kept so old command lines run.
+   */
   convertTimestampToMs?: boolean;
   fileSuffix?: string;
   priceMultipliers?: Record<string, number>;
   progress?: boolean;
   /** Run on this pool (not closed here) instead of a new one of `workers` threads. */
   pool?: CompactorPool;
+  /**
+   * Symbol ids for the quarantine and gap entries (the engine registry's ids). Default: `engineSymbolIds`
+   * over the engine's configured symbols (`configuredSymbols`, else TICKPIPE_SYMBOLS / the demo defaults).
+   */
+  symbolIds?: Record<string, number>;
+  /** The engine's symbols in registration order (default: TICKPIPE_SYMBOLS from the environment, else the demo defaults). */
+  configuredSymbols?: string[];
 }
 
 export interface BackfillSummary {
@@ -48,7 +60,42 @@ export interface BackfillSummary {
   rowsWritten: number;
   hoursWritten: number;
   hoursSkipped: number;
+  /** Entries appended to `<data-dir>/quarantine/*.tpq` and `<data-dir>/gaps/*.tpg` this run (none repeated). */
+  quarantineWritten: number;
+  gapsWritten: number;
+  /** The symbol id each symbol's quarantine and gap entries carry. */
+  symbolIds: Record<string, number>;
+  /** Things to know that are not errors (e.g. a symbol the engine is not configured for). */
+  warnings: string[];
   seconds: number;
+}
+
+/** The engine's symbols in registration order: TICKPIPE_SYMBOLS (as `tickpipe start` reads it), else the demo defaults. */
+export function configuredSymbols(env: Record<string, string | undefined> = process.env): string[] {
+  const raw = env.TICKPIPE_SYMBOLS;
+  const list = raw === undefined ? [] : raw.split(',').map((x) => x.trim().toUpperCase()).filter(Boolean);
+  return list.length > 0 ? list : demoSymbols();
+}
+
+/**
+ * Registry ids the engine gives `symbols`: the engine registers its configured symbols in order (ids 1, 2,
+ * ...), so a configured symbol gets its position; any other symbol gets the next free ids (sorted by name),
+ * which the engine will only name if it is configured at that position later: reported in `warnings`.
+ */
+export function engineSymbolIds(symbols: readonly string[], configured: readonly string[]): { ids: Record<string, number>; warnings: string[] } {
+  const ids: Record<string, number> = {};
+  configured.forEach((s, i) => { if (ids[s] === undefined) ids[s] = i + 1; });
+  let next = configured.length + 1;
+  const warnings: string[] = [];
+  for (const s of [...new Set(symbols)].sort()) {
+    if (ids[s] !== undefined) continue;
+    ids[s] = next++;
+    warnings.push(`${s} is not among the engine's symbols (${configured.join(',')}): its quarantine and gap entries carry id ${ids[s]}, ` +
+      `which the engine resolves to ${s} only when TICKPIPE_SYMBOLS lists it at position ${ids[s]}`);
+  }
+  const out: Record<string, number> = {};
+  for (const s of symbols) out[s] = ids[s] as number;
+  return { ids: out, warnings };
 }
 
 interface Job { file: string; symbol: string; bytes: number }
@@ -153,6 +200,18 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
   const errors: EngineError[] = [];
   const jobs = planFiles(opts, errors);
   const depth = depthFiles(opts, errors);
+  let symbolIds: Record<string, number>;
+  let warnings: string[] = [];
+  if (opts.symbolIds !== undefined) {
+    symbolIds = {};
+    for (const j of jobs) {
+      const id = opts.symbolIds[j.symbol];
+      if (id === undefined) throw engineError('ENGINE_ERR_INVALID_ARG', `backfill: no symbol id given for ${j.symbol}`, { symbol: j.symbol });
+      symbolIds[j.symbol] = id;
+    }
+  } else {
+    ({ ids: symbolIds, warnings } = engineSymbolIds(jobs.map((j) => j.symbol), opts.configuredSymbols ?? configuredSymbols()));
+  }
   const total = jobs.reduce((s, j) => s + j.bytes, 0);
   const bar = opts.progress === true
     ? new cliProgress.SingleBar({
@@ -181,7 +240,7 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
       ch.port1.unref();
       try {
         const r = await pool.run<BackfillFileResult>({
-          kind: 'backfill-file', dataDir: opts.dataDir, file: j.file, symbol: j.symbol, tickSize: tickSizeOf(j.symbol),
+          kind: 'backfill-file', dataDir: opts.dataDir, file: j.file, symbol: j.symbol, symbolId: symbolIds[j.symbol], tickSize: tickSizeOf(j.symbol),
           priceMultiplier: opts.priceMultipliers?.[j.symbol] ?? 1, startMicros, endMicros, progressPort: ch.port2,
         }, [ch.port2]);
         results.push(r);
@@ -207,7 +266,8 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
   return {
     files: results, depthFiles: depth, errors: errors.map((e) => toWire(e)),
     records: sum((r) => r.records), kept: sum((r) => r.kept), rejected: sum((r) => r.rejected), rowsWritten: sum((r) => r.rowsWritten),
-    hoursWritten: sum((r) => r.hoursWritten), hoursSkipped: sum((r) => r.hoursSkipped), seconds: (performance.now() - t0) / 1000,
+    hoursWritten: sum((r) => r.hoursWritten), hoursSkipped: sum((r) => r.hoursSkipped),
+    quarantineWritten: sum((r) => r.quarantineWritten), gapsWritten: sum((r) => r.gapsWritten), symbolIds, warnings, seconds: (performance.now() - t0) / 1000,
   };
 }
 
@@ -235,7 +295,8 @@ export function registerBackfill(program: Command): void {
     .option('--workers <n>', 'parallel files (piscina threads)', (v) => Number(v), 1)
     .option('--depth-dir <dir>', 'market depth folder: .depth files are checked and counted (depth is not stored in Parquet)')
     .option('--depth-prefix <prefix>', 'only .depth files whose name starts with this')
-    .option('--convert-timestamp-to-ms', 'accepted for the original orchestrator; every Parquet row has ts (µs) and ts_ms')
+    .option('--convert-timestamp-to-ms', 'the original orchestrator\'s switch to add an epoch-milliseconds ts_ms column: always on here ' +
+      '(every Parquet row has ts, µs UTC with Sierra\'s sub-ms counter, and ts_ms = floor(ts / 1000) BIGINT); accepted so old command lines run, changes nothing')
     .option('--file-suffix <suffix>', 'file name suffix after the symbol', '_FUT_CME')
     .option('--price-multipliers <list>', 'per-symbol price multipliers, e.g. ESZ25=0.01')
     .option('--json', 'print the summary as JSON')
@@ -244,6 +305,7 @@ export function registerBackfill(program: Command): void {
       scidDir: string; dataDir: string; symbols?: string; start?: string; end?: string; timestampTz?: string; workers: number;
       depthDir?: string; depthPrefix?: string; convertTimestampToMs?: boolean; fileSuffix: string; priceMultipliers?: string; json?: boolean; progress: boolean;
     }) => {
+      loadDotEnv(); // the engine's TICKPIPE_SYMBOLS decides the symbol ids of quarantine entries
       const summary = await runBackfill({
         scidDir: resolve(o.scidDir), dataDir: resolve(o.dataDir), symbols: o.symbols?.split(',').map((s) => s.trim()).filter(Boolean),
         start: o.start, end: o.end, timestampTz: o.timestampTz, workers: o.workers, depthDir: o.depthDir, depthPrefix: o.depthPrefix,
@@ -254,8 +316,11 @@ export function registerBackfill(program: Command): void {
       if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         for (const d of summary.depthFiles) process.stdout.write(`depth ${basename(d.file)}: ${d.records} records (checked, not stored)\n`);
+        if (o.convertTimestampToMs) process.stdout.write('backfill: --convert-timestamp-to-ms is always on: every row has ts_ms = floor(ts / 1000 µs) beside ts (nothing else to convert)\n');
         process.stdout.write(`backfill: ${summary.files.length} file(s), ${summary.records} records, ${summary.kept} kept, ${summary.rejected} quarantined, ` +
-          `${summary.rowsWritten} rows in ${summary.hoursWritten} hour(s) written, ${summary.hoursSkipped} already done, ${summary.seconds.toFixed(1)} s\n`);
+          `${summary.rowsWritten} rows in ${summary.hoursWritten} hour(s) written, ${summary.hoursSkipped} already done, ` +
+          `${summary.quarantineWritten} new quarantine and ${summary.gapsWritten} new gap entries, ${summary.seconds.toFixed(1)} s\n`);
+        for (const w of summary.warnings) process.stderr.write(`tickpipe backfill: warning: ${w}\n`);
       }
       for (const e of summary.errors) process.stderr.write(`tickpipe backfill: ${e.code}: ${e.message}\n`);
       if (summary.errors.length > 0) process.exitCode = 1;

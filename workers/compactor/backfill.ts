@@ -10,8 +10,8 @@
  *  2. The file is read in chunks into a ScidDecoder → a private ring (the same decoder as the live
  *     source: sub-trade flags, legacy times, price multiplier, seq = srcIndex = record index).
  *  3. Every record goes through `Validator.check`: kept records (with any V_* verdict bits) go to the
- *     columns of their UTC hour; rejected ones to the hour's quarantine file with the reason name.
- *     Gap records the validator emits go to the hour's gaps file. A corrupt record (implausible time:
+ *     columns of their UTC hour; rejected ones are staged for the engine's quarantine store with their
+ *     reason, and gap records the validator emits for its gap store (below). A corrupt record (implausible time:
  *     ENGINE_ERR_SCID_FORMAT naming file and byte offset) is skipped, listed in the file's corrupt list
  *     and reported as an error; the rest of the file continues (at most MAX_CORRUPT, then the file stops).
  *  4. An hour is complete once a kept record is newer than its end by more than the reorder window
@@ -22,23 +22,36 @@
  * validator's state identical) but skips hours whose done marker and Parquet file exist; rewriting an
  * hour replaces its files. Running twice adds no rows.
  *
- * Files beside the Parquet (all written to a temp name and renamed):
+ * Quarantine and gaps go where the engine keeps its own, in the same format (engine/validate/stores.ts,
+ * record-log.ts): `<data-dir>/quarantine/<YYYY-MM-DD>.tpq` and `<data-dir>/gaps/<YYYY-MM-DD>.tpg`, so
+ * `GET /api/v1/quarantine`, `/api/v1/gaps` and `engine.quarantine.query()` see backfill rejects beside live
+ * ones. The records carry the task's `symbolId` (the engine registry's id of the symbol: the caller picks it,
+ * scripts/commands/backfill.ts uses the engine's order of TICKPIPE_SYMBOLS) and `sourceId` (1, 'sierra': the
+ * same as the live .scid source, whose seq is also the record index). The day files are append-only and
+ * shared (other backfill threads, a running engine): a day file is created with its header by an atomic
+ * link, entries are appended with O_APPEND, and an entry whose record is already in the day file (same
+ * source, symbol, seq and time for a reject; same source, symbol, kind, span and sequences for a gap) is not
+ * written again, so a rerun, a resumed run or a backfill over what the engine already ingested adds nothing
+ * twice. An hour's entries are written (and fdatasynced) before its Parquet and done marker.
+ *
+ * Files beside the Parquet (written to a temp name and renamed):
  *   <data-dir>/backfill/done/symbol=<SYM>/date=<D>/hour=<HH>.json      done marker (file, rows, checksum)
- *   <data-dir>/quarantine/backfill/symbol=<SYM>/date=<D>/hour=<HH>.ndjson   rejected ticks, one JSON per line
- *   <data-dir>/quarantine/backfill/symbol=<SYM>/date=<D>/hour=<HH>.gaps.ndjson  gaps found
- *   <data-dir>/quarantine/backfill/corrupt/<file name>.ndjson          corrupt records of a file
+ *   <data-dir>/quarantine/backfill/corrupt/<file name>.ndjson          corrupt records of a file (byte offsets)
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { MessagePort } from 'node:worker_threads';
-import { formatIsoMicros } from '../../engine/clock/iso.ts';
+import { threadId, type MessagePort } from 'node:worker_threads';
 import { engineError, isEngineError, toWire, type WireError } from '../../engine/errors.ts';
+import { slotViewsOf } from '../../engine/journal/format.ts';
 import { createRing, RingReader, RingWriter, type SlotViews } from '../../engine/ring/ring.ts';
-import { rejectReasonName, RejectReason, Validator } from '../../engine/validate/validator.ts';
+import { LOG_ENTRY_BYTES, LOG_VERSION, logDayName, RecordLogWriter, scanLogFile } from '../../engine/validate/record-log.ts';
+import { GAPS_DIR, GAPS_EXT, GAPS_MAGIC, QUARANTINE_DIR, QUARANTINE_EXT, QUARANTINE_MAGIC } from '../../engine/validate/stores.ts';
+import { RejectReason, Validator, VERDICT_MASK } from '../../engine/validate/validator.ts';
 import {
-  GAP_END_TS_MICROS_BYTE, GAP_EXPECTED_SEQ_BYTE, GAP_GOT_SEQ_BYTE, GAP_KIND_BYTE, GapKind, RECORD_SLOT_BYTES, RecordKind, SEQ_BYTE,
-  TRADE_ASK_BYTE, TRADE_BID_BYTE, TRADE_FLAGS_BYTE, TRADE_PRICE_BYTE, TRADE_SIZE_BYTE, TRADE_SRC_INDEX_BYTE, TS_MICROS_BYTE,
+  GAP_END_TS_MICROS_BYTE, GAP_EXPECTED_SEQ_BYTE, GAP_GOT_SEQ_BYTE, GAP_KIND_BYTE, RECORD_SLOT_BYTES, RecordKind, SEQ_BYTE,
+  SOURCE_ID_BYTE, SYMBOL_ID_BYTE, TRADE_FLAGS_BYTE, TRADE_PRICE_BYTE, TRADE_SRC_INDEX_BYTE, TS_MICROS_BYTE,
+  TRADE_ASK_BYTE, TRADE_BID_BYTE, TRADE_SIZE_BYTE,
 } from '../../schemas/records.ts';
 import { readScidHeader, ScidDecoder, scidDaysToUnixMicros, scidInt64ToUnixMicros, type ScidHeader } from '../sierra/scid-decoder.ts';
 import { SCID_MAX_HEADER_BYTES, SCID_MAX_PLAUSIBLE_MICROS, SCID_MIN_PLAUSIBLE_MICROS, SCID_RECORD_BYTES } from '../sierra/scid-format.ts';
@@ -63,6 +76,10 @@ export interface BackfillFileTask {
   symbol: string;
   /** Source name in the Parquet `source` column (default 'sierra'). */
   sourceName?: string;
+  /** Symbol id in the records (quarantine and gap entries): the engine registry's id of `symbol` (default 1). */
+  symbolId?: number;
+  /** Source id in the records (default 1: the engine's .scid source, 'sierra'). */
+  sourceId?: number;
   /** Tick size for the validator (NaN/0: not checked). */
   tickSize: number;
   priceMultiplier?: number;
@@ -87,6 +104,9 @@ export interface BackfillFileResult {
   records: number;
   kept: number;
   rejected: number;
+  /** Quarantine / gap entries appended to the engine's stores this run (entries already there are not repeated). */
+  quarantineWritten: number;
+  gapsWritten: number;
   /** Hours written this run / skipped because already done. */
   hoursWritten: number;
   hoursSkipped: number;
@@ -104,6 +124,114 @@ export interface BackfillHooks {
   onKept?: (views: SlotViews, b: number) => void;
 }
 
+const DAY_MICROS = 86_400_000_000;
+/** record-log.ts files an entry under its event day when plausible, else under its arrival day. */
+const MIN_PLAUSIBLE = 946_684_800_000_000;
+const MAX_PLAUSIBLE = 4_102_444_800_000_000;
+
+/** Staged store entries (record-log.ts layout: the 64-byte slot, u32 code, u32 verdict, f64 arrival µs). */
+class LogEntries {
+  n = 0;
+  views: SlotViews = slotViewsOf(new ArrayBuffer(0));
+  push(v: SlotViews, b: number, code: number, verdict: number, arrivedMicros: number): void {
+    if ((this.n + 1) * LOG_ENTRY_BYTES > this.views.u8.length) {
+      const next = slotViewsOf(new ArrayBuffer(Math.max(64, this.n * 2) * LOG_ENTRY_BYTES));
+      next.u8.set(this.views.u8);
+      this.views = next;
+    }
+    const o = this.n * LOG_ENTRY_BYTES;
+    this.views.u8.set(v.u8.subarray(b, b + RECORD_SLOT_BYTES), o);
+    this.views.u32[(o + 64) >> 2] = code >>> 0;
+    this.views.u32[(o + 68) >> 2] = verdict >>> 0;
+    this.views.f64[(o + 72) >> 3] = arrivedMicros;
+    this.n++;
+  }
+}
+
+function entryDay(v: SlotViews, b: number): number {
+  const ts = v.f64[(b + TS_MICROS_BYTE) >> 3] as number;
+  const t = ts >= MIN_PLAUSIBLE && ts < MAX_PLAUSIBLE ? ts : (v.f64[(b + 72) >> 3] as number);
+  return Math.floor(t / DAY_MICROS);
+}
+
+/** Create a day file with its header unless it exists: by link(2), so concurrent writers never write two headers. */
+function ensureLogFile(dir: string, ext: string, magic: number, day: number): void {
+  const path = join(dir, `${logDayName(day)}.${ext}`);
+  if (existsSync(path)) return;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${path}.${process.pid}-${threadId}.tmp`;
+  writeFileSync(tmp, new Uint8Array(new Uint32Array([magic, LOG_VERSION, LOG_ENTRY_BYTES, 0]).buffer));
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
+/**
+ * Appends one backfill task's entries to a shared store (the engine's quarantine or gap day files), leaving
+ * out entries whose key is already in the day file. Keys are only collected for the task's own source and
+ * symbol (`keyOf` returns null for others).
+ */
+class StoreAppender {
+  readonly #dir: string;
+  readonly #ext: string;
+  readonly #magic: number;
+  readonly #keyOf: (v: SlotViews, b: number, code: number) => string | null;
+  readonly #seen = new Map<number, Set<string>>();
+  #writer: RecordLogWriter | null = null;
+
+  constructor(dir: string, ext: string, magic: number, keyOf: (v: SlotViews, b: number, code: number) => string | null) {
+    this.#dir = dir;
+    this.#ext = ext;
+    this.#magic = magic;
+    this.#keyOf = keyOf;
+  }
+
+  async #keysOf(day: number): Promise<Set<string>> {
+    let keys = this.#seen.get(day);
+    if (keys !== undefined) return keys;
+    keys = new Set<string>();
+    ensureLogFile(this.#dir, this.#ext, this.#magic, day);
+    const into = keys;
+    await scanLogFile(this.#dir, this.#ext, this.#magic, day, (v, b, code) => {
+      const k = this.#keyOf(v, b, code);
+      if (k !== null) into.add(k);
+    });
+    this.#seen.set(day, keys);
+    return keys;
+  }
+
+  /** Append what is not there yet, then fdatasync; returns the entries written. */
+  async append(e: LogEntries): Promise<number> {
+    if (e.n === 0) return 0;
+    const v = e.views;
+    let written = 0;
+    for (let k = 0; k < e.n; k++) {
+      const b = k * LOG_ENTRY_BYTES;
+      const code = v.u32[(b + 64) >> 2] as number;
+      const keys = await this.#keysOf(entryDay(v, b));
+      const key = this.#keyOf(v, b, code);
+      if (key !== null) {
+        if (keys.has(key)) continue;
+        keys.add(key);
+      }
+      this.#writer ??= new RecordLogWriter(this.#dir, this.#ext, this.#magic);
+      this.#writer.append(v, b, code, v.u32[(b + 68) >> 2] as number, v.f64[(b + 72) >> 3] as number);
+      written++;
+    }
+    this.#writer?.sync();
+    return written;
+  }
+
+  close(): void {
+    this.#writer?.close();
+    this.#writer = null;
+  }
+}
+
 /** Growable columns of one hour (typed arrays as plain fields: monomorphic access in the per-tick push). */
 class HourAcc {
   readonly hour: number;
@@ -117,8 +245,8 @@ class HourAcc {
   flags: Uint32Array;
   seq: Uint32Array;
   src: Uint32Array;
-  quarantine: string[] = [];
-  gaps: string[] = [];
+  readonly quarantine = new LogEntries();
+  readonly gaps = new LogEntries();
   constructor(hour: number, cap = 65_536, reuse: HourAcc | null = null) {
     this.hour = hour;
     if (reuse !== null) {
@@ -165,11 +293,6 @@ class HourAcc {
 export function doneMarkerPath(dataDir: string, symbol: string, hourStartMicros: number): string {
   const { date, hour } = utcDateHour(hourStartMicros);
   return join(dataDir, 'backfill', 'done', `symbol=${encodeSymbolSegment(symbol)}`, `date=${date}`, `hour=${hour}.json`);
-}
-
-export function quarantinePath(dataDir: string, symbol: string, hourStartMicros: number, gaps = false): string {
-  const { date, hour } = utcDateHour(hourStartMicros);
-  return join(dataDir, 'quarantine', 'backfill', `symbol=${encodeSymbolSegment(symbol)}`, `date=${date}`, `hour=${hour}${gaps ? '.gaps' : ''}.ndjson`);
 }
 
 async function existsFile(p: string): Promise<boolean> {
@@ -234,13 +357,18 @@ function firstRecordAtOrAfter(fd: number, header: ScidHeader, records: number, t
  */
 export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, hooks: BackfillHooks = {}): Promise<BackfillFileResult> {
   const res: BackfillFileResult = {
-    kind: 'backfill-file', file: task.file, symbol: task.symbol, records: 0, kept: 0, rejected: 0, hoursWritten: 0, hoursSkipped: 0,
+    kind: 'backfill-file', file: task.file, symbol: task.symbol, records: 0, kept: 0, rejected: 0, quarantineWritten: 0, gapsWritten: 0, hoursWritten: 0, hoursSkipped: 0,
     rowsWritten: 0, gaps: 0, corrupt: [], errors: [], counters: {}, bytesRead: 0,
   };
   const startUs = task.startMicros === null ? Number.NEGATIVE_INFINITY : Math.floor(task.startMicros / MICROS_PER_HOUR) * MICROS_PER_HOUR;
   const endUs = task.endMicros === null ? Number.POSITIVE_INFINITY : Math.ceil(task.endMicros / MICROS_PER_HOUR) * MICROS_PER_HOUR;
   const window = task.reorderWindowMicros ?? 500_000;
   const source = task.sourceName ?? 'sierra';
+  const symbolId = task.symbolId ?? SYMBOL_ID;
+  const sourceId = task.sourceId ?? SOURCE_ID;
+  if (!Number.isInteger(symbolId) || symbolId < 1 || symbolId > 0xffff || !Number.isInteger(sourceId) || sourceId < 1 || sourceId > 0xff) {
+    throw engineError('ENGINE_ERR_INVALID_ARG', `backfill: symbolId must be 1..65535 and sourceId 1..255, got ${String(symbolId)} / ${String(sourceId)}`, { symbolId, sourceId });
+  }
   const progress = task.progressPort;
   let fd = -1;
   try {
@@ -253,6 +381,15 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
   const validator = new Validator({
     tickSizeOf: () => task.tickSize, reorderWindowMicros: window, staleAfterMicros: 0,
   });
+  const mine = (v: SlotViews, b: number): boolean => v.u8[b + SOURCE_ID_BYTE] === sourceId && v.u16[(b + SYMBOL_ID_BYTE) >> 1] === symbolId;
+  // a reject is the same entry when it is the same record (source, symbol, seq, time); kept-but-flagged entries (code 0) are not rejects
+  const quarantineStore = new StoreAppender(join(task.dataDir, QUARANTINE_DIR), QUARANTINE_EXT, QUARANTINE_MAGIC, (v, b, code) =>
+    (code !== 0 && mine(v, b) ? `${v.u32[(b + SEQ_BYTE) >> 2] as number}:${v.f64[(b + TS_MICROS_BYTE) >> 3] as number}` : null));
+  const gapStore = new StoreAppender(join(task.dataDir, GAPS_DIR), GAPS_EXT, GAPS_MAGIC, (v, b) =>
+    (v.u8[b] === RecordKind.GAP && mine(v, b)
+      ? `${v.u32[(b + GAP_KIND_BYTE) >> 2] as number}:${v.f64[(b + TS_MICROS_BYTE) >> 3] as number}:${v.f64[(b + GAP_END_TS_MICROS_BYTE) >> 3] as number}:` +
+        `${v.u32[(b + GAP_EXPECTED_SEQ_BYTE) >> 2] as number}:${v.u32[(b + GAP_GOT_SEQ_BYTE) >> 2] as number}`
+      : null));
   const hours = new Map<number, HourAcc>();
   const gapSlot = new Float64Array(RECORD_SLOT_BYTES / 8);
   const gapViews: SlotViews = {
@@ -292,8 +429,8 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
       return;
     }
     try {
-      await writeAtomic(quarantinePath(task.dataDir, task.symbol, a.hour), a.quarantine.join(''));
-      await writeAtomic(quarantinePath(task.dataDir, task.symbol, a.hour, true), a.gaps.join(''));
+      res.quarantineWritten += await quarantineStore.append(a.quarantine);
+      res.gapsWritten += await gapStore.append(a.gaps);
       let rows = 0;
       let checksum = '0';
       if (a.n > 0) {
@@ -306,7 +443,7 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
       res.hoursWritten++;
       res.rowsWritten += rows;
       if (markDone) {
-        await writeAtomic(done, `${JSON.stringify({ file: task.file, symbol: task.symbol, hour: new Date(a.hour / 1000).toISOString(), rows, checksum, quarantined: a.quarantine.length, writtenAt: new Date().toISOString() })}\n`);
+        await writeAtomic(done, `${JSON.stringify({ file: task.file, symbol: task.symbol, hour: new Date(a.hour / 1000).toISOString(), rows, checksum, quarantined: a.quarantine.n, writtenAt: new Date().toISOString() })}\n`);
       }
     } catch (err) {
       res.errors.push(toWire(err));
@@ -358,7 +495,7 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
     const reader = RingReader.attach(sab);
     const v = reader.views;
     const decoder = new ScidDecoder({
-      fileName: task.file, sourceId: SOURCE_ID, symbolId: SYMBOL_ID, priceMultiplier: task.priceMultiplier ?? 1, header, startRecordIndex: index,
+      fileName: task.file, sourceId, symbolId, priceMultiplier: task.priceMultiplier ?? 1, header, startRecordIndex: index,
     });
     const chunk = new Uint8Array(task.chunkBytes ?? CHUNK_BYTES_DEFAULT);
     let pos = header.headerBytes + index * SCID_RECORD_BYTES;
@@ -415,22 +552,11 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
             hooks.onKept?.(v, b);
           } else if (verdict !== RejectReason.REPLAYED) {
             res.rejected++;
-            accFor(fileHour(hour)).quarantine.push(`${JSON.stringify({
-              ts: formatIsoMicros(ts), ts_us: ts, symbol: task.symbol, source, file: basename(task.file),
-              src_index: v.u32[(b + TRADE_SRC_INDEX_BYTE) >> 2], seq: v.u32[(b + SEQ_BYTE) >> 2], reason: rejectReasonName(verdict),
-              price: v.f64[(b + TRADE_PRICE_BYTE) >> 3], bid: v.f64[(b + TRADE_BID_BYTE) >> 3], ask: v.f64[(b + TRADE_ASK_BYTE) >> 3],
-              size: v.u32[(b + TRADE_SIZE_BYTE) >> 2], flags: v.u32[(b + TRADE_FLAGS_BYTE) >> 2],
-            })}\n`);
+            accFor(fileHour(hour)).quarantine.push(v, b, verdict, ((v.u32[(b + TRADE_FLAGS_BYTE) >> 2] as number) & VERDICT_MASK) >>> 0, Date.now() * 1000);
           }
           while (validator.nextGap(gapViews, 0)) {
             res.gaps++;
-            const g0 = gapSlot[TS_MICROS_BYTE >> 3] as number;
-            const g1 = gapSlot[GAP_END_TS_MICROS_BYTE >> 3] as number;
-            const kind = gapViews.u32[GAP_KIND_BYTE >> 2] === GapKind.SEQUENCE ? 'sequence' : gapViews.u32[GAP_KIND_BYTE >> 2] === GapKind.TIME ? 'time' : 'other';
-            accFor(fileHour(hour)).gaps.push(`${JSON.stringify({
-              kind, start: formatIsoMicros(g0), end: formatIsoMicros(g1), symbol: task.symbol, source,
-              expected_seq: gapViews.u32[GAP_EXPECTED_SEQ_BYTE >> 2], got_seq: gapViews.u32[GAP_GOT_SEQ_BYTE >> 2],
-            })}\n`);
+            accFor(fileHour(hour)).gaps.push(gapViews, 0, gapViews.u32[GAP_KIND_BYTE >> 2] as number, 0, Date.now() * 1000);
           }
         }
         reader.release(avail);
@@ -450,6 +576,12 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
     progress?.close();
   }
   await writes; // hours already handed to the writer finish even when the file stopped early (flushHour never throws)
+  try {
+    quarantineStore.close();
+    gapStore.close();
+  } catch (err) {
+    res.errors.push(toWire(err));
+  }
   if (res.corrupt.length > 0) {
     try {
       await writeAtomic(join(task.dataDir, 'quarantine', 'backfill', 'corrupt', `${basename(task.file)}.ndjson`),
