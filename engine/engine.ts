@@ -254,7 +254,7 @@ export class Engine {
       status: () => this.status(), ready: () => this.ready(), metrics: () => this.metrics(),
       auth: this.keys, retentionDays: c.retentionDays, now: () => Date.now(),
     };
-    this.#history = createParquetHistory({ dataDir: c.dataDir, sourceNames: SOURCE_NAMES });
+    this.#history = createParquetHistory({ dataDir: c.dataDir, sourceNames: SOURCE_NAMES, registry: this.registry });
     let api: Api | null = null;
     const badKeys = {
       blockedFor: (a: string, n: number): number => api?.guard.badKeys.blockedFor(a, n) ?? 0,
