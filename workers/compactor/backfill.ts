@@ -29,7 +29,7 @@
  * scripts/commands/backfill.ts uses the engine's order of TICKPIPE_SYMBOLS) and `sourceId` (1, 'sierra': the
  * same as the live .scid source, whose seq is also the record index). The day files are append-only and
  * shared (other backfill threads, a running engine): a day file is created with its header by an atomic
- * link, entries are appended with O_APPEND, and an entry whose record is already in the day file (same
+ * link, an hour's entries are appended with one O_APPEND write per day file, and an entry whose record is already in the day file (same
  * source, symbol, seq and time for a reject; same source, symbol, kind, span and sequences for a gap) is not
  * written again, so a rerun, a resumed run or a backfill over what the engine already ingested adds nothing
  * twice. An hour's entries are written (and fdatasynced) before its Parquet and done marker.
@@ -38,14 +38,14 @@
  *   <data-dir>/backfill/done/symbol=<SYM>/date=<D>/hour=<HH>.json      done marker (file, rows, checksum)
  *   <data-dir>/quarantine/backfill/corrupt/<file name>.ndjson          corrupt records of a file (byte offsets)
  */
-import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, linkSync, mkdirSync, openSync, readSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { threadId, type MessagePort } from 'node:worker_threads';
 import { engineError, isEngineError, toWire, type WireError } from '../../engine/errors.ts';
 import { slotViewsOf } from '../../engine/journal/format.ts';
 import { createRing, RingReader, RingWriter, type SlotViews } from '../../engine/ring/ring.ts';
-import { LOG_ENTRY_BYTES, LOG_VERSION, logDayName, RecordLogWriter, scanLogFile } from '../../engine/validate/record-log.ts';
+import { LOG_ENTRY_BYTES, LOG_HEADER_BYTES, LOG_VERSION, logDayName, scanLogFile } from '../../engine/validate/record-log.ts';
 import { GAPS_DIR, GAPS_EXT, GAPS_MAGIC, QUARANTINE_DIR, QUARANTINE_EXT, QUARANTINE_MAGIC } from '../../engine/validate/stores.ts';
 import { RejectReason, Validator, VERDICT_MASK } from '../../engine/validate/validator.ts';
 import {
@@ -171,6 +171,30 @@ function ensureLogFile(dir: string, ext: string, magic: number, day: number): vo
 }
 
 /**
+ * Append whole entries to a shared day file: one O_APPEND write (appends of other writers never interleave
+ * inside it), then fdatasync. The file is never truncated here while its size looks torn: another writer
+ * may be in the middle of its append; only a tail still torn a moment later (a crash mid-write) is cut back
+ * to whole entries, as the engine's writer does when it opens the file.
+ */
+async function appendEntries(path: string, u8: Uint8Array, len: number): Promise<void> {
+  const fd = openSync(path, 'a');
+  try {
+    let size = fstatSync(fd).size;
+    for (let tries = 0; (size - LOG_HEADER_BYTES) % LOG_ENTRY_BYTES !== 0 && tries < 20; tries++) {
+      await new Promise((r) => setTimeout(r, 5));
+      size = fstatSync(fd).size;
+    }
+    const whole = LOG_HEADER_BYTES + Math.floor((size - LOG_HEADER_BYTES) / LOG_ENTRY_BYTES) * LOG_ENTRY_BYTES;
+    if (whole !== size) ftruncateSync(fd, whole);
+    let done = 0;
+    while (done < len) done += writeSync(fd, u8, done, len - done);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Appends one backfill task's entries to a shared store (the engine's quarantine or gap day files), leaving
  * out entries whose key is already in the day file. Keys are only collected for the task's own source and
  * symbol (`keyOf` returns null for others).
@@ -181,7 +205,6 @@ class StoreAppender {
   readonly #magic: number;
   readonly #keyOf: (v: SlotViews, b: number, code: number) => string | null;
   readonly #seen = new Map<number, Set<string>>();
-  #writer: RecordLogWriter | null = null;
 
   constructor(dir: string, ext: string, magic: number, keyOf: (v: SlotViews, b: number, code: number) => string | null) {
     this.#dir = dir;
@@ -204,31 +227,37 @@ class StoreAppender {
     return keys;
   }
 
-  /** Append what is not there yet, then fdatasync; returns the entries written. */
+  /** Append what is not there yet (one write per day file, fdatasynced); returns the entries written. */
   async append(e: LogEntries): Promise<number> {
     if (e.n === 0) return 0;
     const v = e.views;
-    let written = 0;
+    const byDay = new Map<number, number[]>();
     for (let k = 0; k < e.n; k++) {
       const b = k * LOG_ENTRY_BYTES;
-      const code = v.u32[(b + 64) >> 2] as number;
-      const keys = await this.#keysOf(entryDay(v, b));
-      const key = this.#keyOf(v, b, code);
+      const day = entryDay(v, b);
+      const keys = await this.#keysOf(day);
+      const key = this.#keyOf(v, b, v.u32[(b + 64) >> 2] as number);
       if (key !== null) {
         if (keys.has(key)) continue;
         keys.add(key);
       }
-      this.#writer ??= new RecordLogWriter(this.#dir, this.#ext, this.#magic);
-      this.#writer.append(v, b, code, v.u32[(b + 68) >> 2] as number, v.f64[(b + 72) >> 3] as number);
-      written++;
+      let list = byDay.get(day);
+      if (list === undefined) byDay.set(day, (list = []));
+      list.push(b);
     }
-    this.#writer?.sync();
+    let written = 0;
+    for (const [day, offsets] of byDay) {
+      const out = new Uint8Array(offsets.length * LOG_ENTRY_BYTES);
+      offsets.forEach((b, i) => out.set(v.u8.subarray(b, b + LOG_ENTRY_BYTES), i * LOG_ENTRY_BYTES));
+      const path = join(this.#dir, `${logDayName(day)}.${this.#ext}`);
+      try {
+        await appendEntries(path, out, out.length);
+      } catch (err) {
+        throw engineError('ENGINE_ERR_FILE_IO', `backfill: cannot append to ${path}: ${(err as Error).message}`, { file: path, errno: (err as NodeJS.ErrnoException).code ?? null }, err);
+      }
+      written += offsets.length;
+    }
     return written;
-  }
-
-  close(): void {
-    this.#writer?.close();
-    this.#writer = null;
   }
 }
 
@@ -576,12 +605,6 @@ export async function runBackfillFile(task: BackfillFileTask, db: CompactorDb, h
     progress?.close();
   }
   await writes; // hours already handed to the writer finish even when the file stopped early (flushHour never throws)
-  try {
-    quarantineStore.close();
-    gapStore.close();
-  } catch (err) {
-    res.errors.push(toWire(err));
-  }
   if (res.corrupt.length > 0) {
     try {
       await writeAtomic(join(task.dataDir, 'quarantine', 'backfill', 'corrupt', `${basename(task.file)}.ndjson`),
