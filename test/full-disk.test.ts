@@ -295,9 +295,9 @@ describe('engine on a full disk', () => {
     const exp = await writePipelineFiles(src, 1500, { seed: 12, minutes: 10, injectEvery: 1e9 });
     const data = freshTmpfs(1 << 20);
     const journalDir = join(data, 'journal');
-    // a slow group commit (2 s) and rings big enough that nothing forces an early commit: every tick is
+    // a slow group commit (5 s: room for a slow start of the other stages on a loaded machine) and rings big enough that nothing forces an early commit: every tick is
     // appended (staged in memory) before the first commit, and then the input goes quiet for good
-    const engine = await Engine.start(engineConfig(data, src, { TICKPIPE_COMMIT_INTERVAL_MS: '2000', TICKPIPE_RING_SLOTS: '16384' }), quiet);
+    const engine = await Engine.start(engineConfig(data, src, { TICKPIPE_COMMIT_INTERVAL_MS: '5000', TICKPIPE_RING_SLOTS: '16384' }), quiet);
     try {
       for (const t0 = Date.now(); (validatorStatus(engine).lastStats.journalAppendedSeq ?? 0) < exp.goodTotal;) {
         if (Date.now() - t0 > 30_000) throw new Error(`ingest did not start: ${JSON.stringify(validatorStatus(engine).lastStats)}`);
@@ -305,7 +305,7 @@ describe('engine on a full disk', () => {
       }
       expect(validatorStatus(engine).lastStats.journalCommittedSeq).toBe(0);
       const filler = fillDisk(data, 0); // the disk fills before the timer's commit
-      await waitForEnospc(engine, journalDir, 15_000);
+      await waitForEnospc(engine, journalDir, 30_000);
       rmSync(filler);
       await waitSettled(engine, 90_000);
       expect(validatorStatus(engine).restarts).toBeGreaterThanOrEqual(1);
