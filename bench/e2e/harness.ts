@@ -71,7 +71,7 @@ export interface PacedResult {
   lost: number;
   errors: string[];
   /** the engine's main thread (uWS, feed, hub) during the writing: event-loop utilisation and delay (ms) */
-  mainThread: { utilization: number; delayP50: number; delayP99: number; delayMax: number };
+  mainThread: { utilization: number; delayP50: number; delayP99: number; delayMax: number; processCpuCores: number };
   /** event-loop utilisation of the observer threads during the run */
   observerUtilization: Record<string, number>;
 }
@@ -346,13 +346,18 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const delay = monitorEventLoopDelay({ resolution: 1 });
     delay.enable();
     const elu0 = perf.eventLoopUtilization();
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     Atomics.store(ctl, 0, 1);
     Atomics.notify(ctl, 0);
     const wd = await writerDone;
     const elu = perf.eventLoopUtilization(elu0);
+    const cpu = process.cpuUsage(cpu0);
+    const wallMs = performance.now() - wall0;
     delay.disable();
     const mainThread = {
       utilization: elu.utilization, delayP50: delay.percentile(50) / 1e6, delayP99: delay.percentile(99) / 1e6, delayMax: delay.max / 1e6,
+      processCpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
     };
     const exp = totalOf(wd.totals);
     o.log(`paced: ${exp.count} ticks written in ${wd.seconds.toFixed(1)} s (${wd.flushes} flushes, at most ${wd.maxBacklog} ticks behind schedule); draining`);

@@ -108,7 +108,7 @@ function rowsTable(rows: BenchResult[], md: boolean): string {
 function threadLine(p: PacedResult): string {
   const m = p.mainThread;
   const obs = Object.entries(p.observerUtilization).map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`).join(', ');
-  return `Engine main thread (uWS, feed, hub) while writing: event loop ${(m.utilization * 100).toFixed(0)}% busy, loop delay p50 ${m.delayP50.toFixed(2)} ms / p99 ${m.delayP99.toFixed(2)} ms / max ${m.delayMax.toFixed(1)} ms. Observer threads busy: ${obs}.`;
+  return `Engine main thread (uWS, feed, hub) while writing: event loop ${(m.utilization * 100).toFixed(0)}% busy, loop delay p50 ${m.delayP50.toFixed(2)} ms / p99 ${m.delayP99.toFixed(2)} ms / max ${m.delayMax.toFixed(1)} ms. Observer threads busy: ${obs}. CPU of the whole process (engine, its workers, the bench's writer and observers) while writing: ${m.processCpuCores.toFixed(2)} cores.`;
 }
 
 export function textReport(r: E2EReport): string {
