@@ -11,6 +11,7 @@
  *   percentiles and the frame sizes.
  */
 import { Bench, type Task } from 'tinybench';
+import { tickBatchJson, tickBatchJsonReference } from '../api/ws/frames.ts';
 import { WireDecoder, WireEncoder, createTickColumns, Side, type WireFrame, type WireTick } from '../schemas/wire.ts';
 import { sig, type BenchResult, type BenchSuite } from './lib.ts';
 
@@ -69,7 +70,13 @@ export const run: BenchSuite = async ({ quick }) => {
     .add('wire decode columns', () => { sink += dec.readTickBatchInto(bytes, out).count; })
     .add('json parse', () => { sink += (JSON.parse(json) as WireFrame).tsMicros; })
     .add('wire round trip', () => { sink += dec.decodeFrame(enc.encodeTickBatch(channel, tsMicros, symbol, source, cols, 0, TICKS)).tsMicros; })
-    .add('json round trip', () => { sink += (JSON.parse(JSON.stringify(frame)) as WireFrame).tsMicros; });
+    .add('json round trip', () => { sink += (JSON.parse(JSON.stringify(frame)) as WireFrame).tsMicros; })
+    // the hub's JSON clients: the batch text from columns, as one string vs WireTick objects + frameToJson
+    .add('hub json from columns', () => { sink += tickBatchJson(channel, tsMicros, symbol, source, cols, 0, 10).length; })
+    .add('hub json via objects', () => { sink += tickBatchJsonReference(channel, tsMicros, symbol, source, cols, 0, 10).length; });
+  if (tickBatchJson(channel, tsMicros, symbol, source, cols, 0, 10) !== tickBatchJsonReference(channel, tsMicros, symbol, source, cols, 0, 10)) {
+    throw new Error('wire bench: tickBatchJson differs from its reference');
+  }
   await bench.run();
   if (sink === 42) console.log(''); // keep `sink` observable
 
@@ -93,6 +100,10 @@ export const run: BenchSuite = async ({ quick }) => {
       name: 'wire.tickBatch64.roundTrip.latency', unit: 'µs', value: sig(1e6 / rtHz),
       baseline: 'JSON stringify+parse', baselineValue: sig(1e6 / jsonRtHz), ratio: sig(jsonRtHz / rtHz, 3),
       ...(rtLatency && 'latency' in rtLatency ? { p50: us(rtLatency.latency.p50), p99: us(rtLatency.latency.p99), p999: us(rtLatency.latency.p999), max: us(rtLatency.latency.max) } : {}),
+    },
+    {
+      name: 'hub JSON tick batch (10 ticks) from columns, one string', unit: 'frames/s', value: sig(t('hub json from columns')),
+      baseline: 'WireTick objects + frameToJson', baselineValue: sig(t('hub json via objects')), ratio: sig(t('hub json from columns') / t('hub json via objects'), 3),
     },
     { name: 'wire.tickBatch64.bytes', unit: 'bytes', value: bytes.length, baseline: 'JSON', baselineValue: Buffer.byteLength(json), ratio: sig(bytes.length / Buffer.byteLength(json), 3) },
   ];

@@ -779,10 +779,6 @@ const PAYLOAD_NAMES: readonly (WirePayloadType | undefined)[] = [undefined, 'tic
 
 // ---- JSON form -----------------------------------------------------------------------------------
 
-function jsonNumbers(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && !Number.isFinite(value) ? null : value;
-}
-
 /**
  * The JSON form of a frame, for WebSocket clients that ask for JSON: the same field names and shapes as
  * {@link WireFrame} (camelCase, `payload.type` discriminator, sides and states as names, timestamps as
@@ -790,5 +786,7 @@ function jsonNumbers(_key: string, value: unknown): unknown {
  * Allocates; not for the binary hot path.
  */
 export function frameToJson(frame: WireFrame): string {
-  return JSON.stringify(frame, jsonNumbers);
+  // JSON.stringify itself writes NaN and ±Infinity as null (ECMA-262 SerializeJSONProperty); a replacer
+  // function to do the same was called for every key and made this 2-3x slower.
+  return JSON.stringify(frame);
 }

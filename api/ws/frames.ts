@@ -6,8 +6,27 @@
 import { frameToJson, sideName, type TickColumns, type WireBookLevel, type WireFrame, type WireGexSnapshot, type WireTick } from '../../schemas/wire.ts';
 import type { BookSnapshotBuffers } from '../../engine/book/order-book.ts';
 
-/** JSON form (schemas/wire.ts frameToJson) of a TickBatch taken from columns [start, start+count). */
+/** A JSON number as JSON.stringify writes it (NaN and ±Infinity: null). */
+function num(x: number): string {
+  return Number.isFinite(x) ? String(x) : 'null';
+}
+
+/**
+ * JSON form (schemas/wire.ts frameToJson) of a TickBatch taken from columns [start, start+count): the exact
+ * text `frameToJson` gives for the same frame (same key order, same number formatting; a test compares the
+ * two), built as one string without a WireTick object per tick (about 3x faster at 10-tick batches).
+ */
 export function tickBatchJson(channel: string, frameTsMicros: number, symbol: string, source: string, cols: TickColumns, start: number, count: number): string {
+  let out = `{"channel":${JSON.stringify(channel)},"tsMicros":${num(frameTsMicros)},"payload":{"type":"tickBatch","symbol":${JSON.stringify(symbol)},"source":${JSON.stringify(source)},"firstSeq":${count > 0 ? cols.seq[start]! : 0},"ticks":[`;
+  for (let k = 0; k < count; k++) {
+    const i = start + k;
+    out += `${k === 0 ? '' : ','}{"symbolId":${cols.symbolId[i]!},"seq":${cols.seq[i]!},"tsMicros":${num(cols.tsMicros[i]!)},"price":${num(cols.price[i]!)},"bid":${num(cols.bid[i]!)},"ask":${num(cols.ask[i]!)},"size":${cols.size[i]!},"bidSize":${cols.bidSize[i]!},"askSize":${cols.askSize[i]!},"side":"${sideName(cols.side[i]!)}","flags":${cols.flags[i]!}}`;
+  }
+  return `${out}]}}`;
+}
+
+/** tickBatchJson through WireTick objects and frameToJson: the reference the fast form is tested against. */
+export function tickBatchJsonReference(channel: string, frameTsMicros: number, symbol: string, source: string, cols: TickColumns, start: number, count: number): string {
   const ticks = new Array<WireTick>(count);
   for (let k = 0; k < count; k++) {
     const i = start + k;
