@@ -9,7 +9,7 @@
  * times reuse the formatted second (`IsoCache`): this is the route bots poll, so it is kept cheap.
  *
  * Answer cache (`EntryCache`): bots poll far more often than most symbols change, so each symbol's entry
- * text (and, for the common one-symbol poll, the whole body as UTF-8 bytes) is kept with the identity of the
+ * text (and, for the common one-symbol poll once it is asked again, the whole body as UTF-8 bytes) is kept with the identity of the
  * snapshot it was built from. Every request still does the seqlock read (the latest table stays the source
  * of truth); the cached text is reused only when that fresh snapshot is the same write as the cached one:
  * same slot version AND same update count. The update count is a float64 that every write increments
@@ -160,8 +160,13 @@ export function latestRoute(s: Services): RouteHandler {
       const meta = resolveSymbol(s, ctx, syms[0] as string);
       if (meta.id <= latest.capacity) {
         readSlot(meta);
-        cache.text(meta.id, snap, meta.symbol, iso);
+        const builds = cache.builds;
+        const entry = cache.text(meta.id, snap, meta.symbol, iso);
         ctx.rows = 1;
+        if (cache.builds !== builds) { // a new write: send the text (its bytes are made only if a later poll reuses it)
+          sendJsonText(res, ctx, 200, `{"data":[${entry}]}`);
+          return;
+        }
         if (ctx.aborted) return;
         curRes = res; curCtx = ctx; curBody = cache.body(meta.id);
         try {
