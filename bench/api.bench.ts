@@ -12,8 +12,8 @@
  *   figure is the median of the per-round ratios (target ≥ 1×, our p99 < 1 ms). Without wrk (Debian
  *   package `wrk`) or Redis the rows say why they are missing and the rest still runs;
  * - the same route under the JS load client (bench/api-load.worker.ts, a thread of this process), against
- *   the same handler logic on node:http and against Redis driven by the same JS client (this client is
- *   itself the bottleneck: it shows the order of things, not the servers' ceilings);
+ *   the same handler logic on node:http and against Redis driven by the same JS client (a JS client costs
+ *   more CPU per request than wrk and shares this process: it shows the order of things, not ceilings);
  * - the service time the server itself recorded during the wrk rounds (`/metrics` histogram);
  * - `/api/v1/ticks/historical` end to end over HTTP: one day of raw ticks (1 M rows; quick: 200 k) as
  *   Parquet (target < 1 s) and one year of 1-minute bars (quick: 30 days) as Parquet and as JSON (target
@@ -445,7 +445,7 @@ export const run: BenchSuite = async ({ quick }) => {
       if (redis !== null) {
         const rjs = await load({ host: '127.0.0.1', port: redis.port, protocol: 'resp', request: respCommand('GET', 'latest:MNQZ25'), connections: CONNECTIONS, warmupMs, durationMs });
         results.push({
-          name: `latest route, uWS vs Redis GET with the same JS client, ${CONNECTIONS} connections (the JS client is the bottleneck)`, unit: 'req/s', value: sig(uws.rps),
+          name: `latest route, uWS vs Redis GET with the same JS client, ${CONNECTIONS} connections`, unit: 'req/s', value: sig(uws.rps),
           baseline: 'Redis GET, same JS load client', baselineValue: sig(rjs.rps), ratio: sig(uws.rps / rjs.rps, 3), p50: rjs.p50, p99: rjs.p99,
         });
       } else {
