@@ -391,6 +391,10 @@ export const run: BenchSuite = async ({ quick }) => {
           if (round % 2 === 1) await runRedis();
           ours.push(await wrk(script, url, key, seconds, valueBytes));
           if (round % 2 === 0) await runRedis();
+          const o = ours[round] as LoadFigures;
+          const r = theirs[round] as LoadFigures;
+          process.stderr.write(`api: round ${round + 1}/${rounds} (${round % 2 === 1 ? 'redis first' : 'wrk first'}): uWS+wrk ${sig(o.rps / 1000, 3)} k req/s p50 ${o.p50} p99 ${o.p99} p99.9 ${o.p999 ?? '-'} µs | ` +
+            `redis-benchmark ${sig(r.rps / 1000, 3)} k req/s p50 ${r.p50} p99 ${r.p99} µs | ratio ${sig(o.rps / r.rps, 3)}\n`);
         }
         const ratios = ours.map((o, i) => o.rps / (theirs[i] as LoadFigures).rps);
         const med = (xs: LoadFigures[], k: keyof LoadFigures): number => median(xs.map((x) => x[k] as number));
