@@ -32,7 +32,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -54,7 +54,14 @@ const RATE = 10_000;
 /** Feed batch interval: the engine's feed drain hands over what arrived since its last wake. */
 const BATCH_MS = Number(process.env.TICKPIPE_WS_BENCH_BATCH_MS ?? 2);
 const FLEETS = (process.env.TICKPIPE_WS_BENCH_FLEETS ?? 'native,js').split(',').map((s) => s.trim());
+/**
+ * Native client: pinned to this CPU (default the last one; -1: not pinned) and busy-polling this many µs after
+ * its last event before it sleeps in epoll_wait (default 300; 0: always sleeps). See the header for why.
+ */
+const CLIENT_CPU = Number(process.env.TICKPIPE_WS_BENCH_CLIENT_CPU ?? availableParallelism() - 1);
+const CLIENT_SPIN_US = Number(process.env.TICKPIPE_WS_BENCH_CLIENT_SPIN_US ?? 300);
 const NATIVE_SRC = fileURLToPath(new URL('./native/ws-client.cc', import.meta.url));
+const FLOOR_SRC = fileURLToPath(new URL('./native/tcp-fanout.cc', import.meta.url));
 
 /** What a fleet of clients reports at the end. */
 interface FleetResult {
@@ -70,6 +77,9 @@ interface FleetResult {
   handlerMicros?: number;
   minFrames: number;
   maxFrames: number;
+  /** native fleet, per batch: latency of the first connection to receive it, and last − first receipt */
+  firstReceipt?: hdr.Histogram;
+  spread?: hdr.Histogram;
 }
 
 interface Fleet {
@@ -122,22 +132,60 @@ function machineJiffies(): { busy: number; total: number } | null {
 
 // ---- native fleet --------------------------------------------------------------------------------------
 
-/** Compile bench/native/ws-client.cc; null (with the reason) when g++ is missing or the build fails. */
-function buildNativeClient(): { bin: string; dir: string } | { missing: string } {
+/** A "TAG v:c v:c ..." line of the native programs (1 µs buckets) as an hdr histogram. */
+function histogramLine(lines: string[], tag: string): hdr.Histogram {
+  const h = newHistogram();
+  const line = lines.find((l) => l.startsWith(`${tag} `) || l === tag);
+  if (line === undefined) throw new Error(`native client output has no ${tag} line`);
+  for (const kv of line.split(' ').slice(1)) {
+    const [v, c] = kv.split(':').map(Number) as [number, number];
+    h.recordValueWithCount(Math.min(Math.max(v, 1), 60_000_000), c);
+  }
+  return h;
+}
+
+/** Compile bench/native/ws-client.cc and tcp-fanout.cc; `missing` (with the reason) when g++ is absent or a build fails. */
+function buildNative(): { client: string; floor: string; dir: string } | { missing: string } {
   const probe = spawnSync('g++', ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) return { missing: `g++ not found (${probe.error?.message ?? `exit ${probe.status}`})` };
   const dir = mkdtempSync(path.join(tmpdir(), 'tickpipe-ws-client-'));
-  const bin = path.join(dir, 'ws-client');
-  const r = spawnSync('g++', ['-O2', '-std=c++17', '-Wall', '-o', bin, NATIVE_SRC], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    return { missing: `g++ could not build ${NATIVE_SRC}: ${(r.stderr || r.error?.message || '').slice(0, 500)}` };
+  const out = { client: path.join(dir, 'ws-client'), floor: path.join(dir, 'tcp-fanout'), dir };
+  for (const [src, bin] of [[NATIVE_SRC, out.client], [FLOOR_SRC, out.floor]] as const) {
+    const r = spawnSync('g++', ['-O2', '-std=c++17', '-Wall', '-o', bin, src], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      rmSync(dir, { recursive: true, force: true });
+      return { missing: `g++ could not build ${src}: ${(r.stderr || r.error?.message || '').slice(0, 500)}` };
+    }
   }
-  return { bin, dir };
+  return out;
+}
+
+interface FloorResult extends FleetResult { senderMicrosPerBatch: number; batches: number; machineBusy: number }
+
+/** Same-run kernel floor: bench/native/tcp-fanout.cc with the native fleet's frame size, batch interval and client settings. */
+async function runFloor(bin: string, seconds: number, batchMicros: number, frameBytes: number): Promise<FloorResult> {
+  const m0 = machineJiffies();
+  const args = [String(CLIENTS), batchMicros.toFixed(0), String(seconds), String(Math.max(16, Math.round(frameBytes))), String(CLIENT_CPU), String(CLIENT_SPIN_US)];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => { if (stderr.length < 4000) stderr += b.toString(); });
+  const code = await new Promise<number | null>((res, rej) => { child.once('exit', res); child.once('error', rej); });
+  const m1 = machineJiffies();
+  const ls = stdout.split('\n');
+  if (code !== 0 || !ls.includes('END')) throw new Error(`tcp-fanout failed (exit ${code}): ${stderr}`);
+  const r = ls.find((l) => l.startsWith('RESULT '))!.split(' ').slice(1).map(Number);
+  return {
+    received: r[0]!, errors: r[1]!, frames: r[2]!, lastSeqs: [], histogram: histogramLine(ls, 'HIST'), cpuMicros: r[4]! + r[5]!,
+    minFrames: NaN, maxFrames: NaN, firstReceipt: histogramLine(ls, 'HFIRST'), spread: histogramLine(ls, 'HSPREAD'),
+    senderMicrosPerBatch: r[6]! / r[7]!, batches: r[7]!,
+    machineBusy: m0 && m1 && m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : NaN,
+  };
 }
 
 function nativeFleet(bin: string, port: number, wsPath: string, count: number, symbol: string): Fleet {
-  const child: ChildProcessWithoutNullStreams = spawn(bin, ['127.0.0.1', String(port), wsPath, String(count), symbol, clockOffsetMicros().toFixed(3)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child: ChildProcessWithoutNullStreams = spawn(bin, ['127.0.0.1', String(port), wsPath, String(count), symbol, clockOffsetMicros().toFixed(3), String(CLIENT_CPU), String(CLIENT_SPIN_US)], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => { if (stderr.length < 4000) stderr += b.toString(); });
   const lines = createInterface({ input: child.stdout });
@@ -176,13 +224,12 @@ function nativeFleet(bin: string, port: number, wsPath: string, count: number, s
       const ls = await all;
       const res = ls.find((l) => l.startsWith('RESULT '))!.split(' ').slice(1).map(Number);
       const last = ls.find((l) => l.startsWith('LAST'))!.split(' ').slice(1).map(Number);
-      const h = newHistogram();
-      for (const kv of ls.find((l) => l.startsWith('HIST'))!.split(' ').slice(1)) {
-        const [v, c] = kv.split(':').map(Number) as [number, number];
-        h.recordValueWithCount(Math.min(v, 60_000_000), c);
-      }
+      const hist = (tag: string): hdr.Histogram => histogramLine(ls, tag);
       if (stderr !== '') console.error(`native ws-client stderr:\n${stderr}`);
-      return { received: res[0]!, errors: res[1]!, frames: res[2]!, lastSeqs: last, histogram: h, cpuMicros: res[4]! + res[5]!, minFrames: res[6]!, maxFrames: res[7]! };
+      return {
+        received: res[0]!, errors: res[1]!, frames: res[2]!, lastSeqs: last, histogram: hist('HIST'), cpuMicros: res[4]! + res[5]!, minFrames: res[6]!, maxFrames: res[7]!,
+        firstReceipt: hist('HFIRST'), spread: hist('HSPREAD'),
+      };
     },
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) {
@@ -290,7 +337,7 @@ async function runFleet(kind: 'native' | 'js', seconds: number, nativeBin: strin
           hub.onRecord(views, k * 64);
           k++;
         }
-        if (k > 0) { hub.onBatchEnd(); batches++; }
+        if (k > 0) { hub.onBatchEnd(); batches++; if (process.env.KICK) setImmediate(() => undefined); }
         if (now >= endAt && seq >= target) { resolve(); return; }
         setTimeout(step, BATCH_MS); // batches of what is due, without spinning a core
       };
@@ -330,7 +377,7 @@ function check(kind: string, f: RunFigures): void {
 function rows(kind: 'native' | 'js', f: RunFigures): BenchResult[] {
   const h = f.fleet.histogram;
   const label = kind === 'native'
-    ? `${CLIENTS} native clients (separate process, epoll, g++ -O2)`
+    ? `${CLIENTS} native clients (separate process, one epoll thread${CLIENT_CPU >= 0 ? ` pinned to CPU ${CLIENT_CPU}` : ''}${CLIENT_SPIN_US > 0 ? `, busy-polls ${CLIENT_SPIN_US} µs` : ', sleeps in epoll_wait'})`
     : `${CLIENTS} JS ws clients (2 worker threads of the bench process, same cores as the server)`;
   const s = f.seconds;
   const pct = (us: number): number => (us < 0 ? NaN : sig((100 * us) / (s * 1e6), 3));
@@ -351,6 +398,13 @@ function rows(kind: 'native' | 'js', f: RunFigures): BenchResult[] {
     { name: `${kind} clients: CPU, % of one core (all ${CLIENTS} clients)`, unit: '%', value: pct(f.fleet.cpuMicros) },
     { name: `${kind} clients: CPU per frame received (all client work, kernel included)`, unit: 'µs', value: f.fleet.cpuMicros < 0 ? NaN : sig(f.fleet.cpuMicros / f.fleet.frames, 3) },
   ];
+  const pcts = (x: hdr.Histogram): Pick<BenchResult, 'value' | 'p50' | 'p99' | 'p999' | 'max'> => ({
+    value: sig(x.getValueAtPercentile(99)), p50: sig(x.getValueAtPercentile(50)), p99: sig(x.getValueAtPercentile(99)), p999: sig(x.getValueAtPercentile(99.9)), max: sig(x.maxValue),
+  });
+  if (f.fleet.firstReceipt && f.fleet.spread) {
+    out.push({ name: `${kind} clients: per batch, latency of the first client to receive it`, unit: 'µs', ...pcts(f.fleet.firstReceipt) });
+    out.push({ name: `${kind} clients: per batch, fan-out spread (last client's receipt − first client's)`, unit: 'µs', ...pcts(f.fleet.spread) });
+  }
   if (f.fleet.handlerMicros !== undefined) {
     out.push({ name: 'js clients: decode + check time per frame (message handler only, after ws framing)', unit: 'µs', value: sig(f.fleet.handlerMicros / f.fleet.frames, 3) });
   }
@@ -362,16 +416,37 @@ export const run: BenchSuite = async ({ quick }) => {
   const seconds = quick ? 2 : 10;
   const out: BenchResult[] = [];
   if (FLEETS.includes('native')) {
-    const built = buildNativeClient();
+    const built = buildNative();
     if ('missing' in built) {
       console.warn(`ws bench: no native client: ${built.missing}; running the JS clients only`);
       out.push({ name: `native clients skipped: ${built.missing}`, unit: 'skipped', value: 0 });
       if (!FLEETS.includes('js')) FLEETS.push('js');
     } else {
       try {
-        const f = await runFleet('native', seconds, built.bin);
-        out.push(...rows('native', f));
+        const f = await runFleet('native', seconds, built.client);
+        const nativeRows = rows('native', f);
+        out.push(...nativeRows);
         check('native', f);
+        // the kernel floor: same run, same frame size, batch interval and receiver settings
+        const frameBytes = f.bytesOut / f.framesOut;
+        const batchMs = (f.seconds * 1e3) / f.batches;
+        const floor = await runFloor(built.floor, seconds, batchMs * 1000, frameBytes);
+        const fh = floor.histogram;
+        const wsP99 = nativeRows[0]!.p99!;
+        const floorP99 = sig(fh.getValueAtPercentile(99));
+        const lostFloor = floor.batches * CLIENTS - floor.received + floor.errors;
+        out.push(
+          {
+            name: `baseline: raw loopback TCP fan-out floor (C sender, no WebSocket/uWS/hub/JS; ${CLIENTS} sockets, ${Math.round(frameBytes)} B every ${batchMs.toFixed(2)} ms, same receiver settings)`,
+            unit: 'µs', value: floorP99, p50: sig(fh.getValueAtPercentile(50)), p99: floorP99, p999: sig(fh.getValueAtPercentile(99.9)), max: sig(fh.maxValue),
+          },
+          { name: 'native WebSocket p99 vs the raw TCP floor p99 of the same run', unit: 'ratio', value: sig(wsP99 / floorP99, 3), baseline: 'raw loopback TCP fan-out floor', baselineValue: floorP99, ratio: sig(wsP99 / floorP99, 3) },
+          { name: `baseline: floor sender CPU per batch (${CLIENTS} send() calls)`, unit: 'µs', value: sig(floor.senderMicrosPerBatch) },
+          { name: 'baseline: floor per batch, fan-out spread (last socket − first)', unit: 'µs', value: sig(floor.spread!.getValueAtPercentile(99)), p50: sig(floor.spread!.getValueAtPercentile(50)), p99: sig(floor.spread!.getValueAtPercentile(99)) },
+          { name: 'baseline: floor lost or out-of-order messages (must be 0)', unit: 'messages', value: lostFloor },
+          { name: 'baseline: floor run, whole machine busy (2 cores = 100 %)', unit: '%', value: sig(100 * floor.machineBusy, 3) },
+        );
+        if (lostFloor !== 0) throw new Error(`tcp-fanout floor lost ${lostFloor} messages`);
       } finally {
         rmSync(built.dir, { recursive: true, force: true });
       }

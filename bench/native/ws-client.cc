@@ -2,7 +2,11 @@
 // separate process, so the clients' CPU does not sit on the server's event loop the way 100 `ws` clients
 // in worker threads of the bench process do. Built by the bench with `g++ -O2 -std=c++17` into a temp dir.
 //
-//   ws-client HOST PORT PATH COUNT SYMBOL CLOCK_OFFSET_US
+//   ws-client HOST PORT PATH COUNT SYMBOL CLOCK_OFFSET_US [CPU [SPIN_US]]
+//
+// CPU ≥ 0 pins the client to that CPU (sched_setaffinity); SPIN_US > 0 keeps polling (epoll_wait with a
+// zero timeout) for that long after the last event before sleeping in epoll_wait again (adaptive busy
+// polling, as latency-sensitive bots do). Both off by default (-1, 0).
 //
 // Each connection: RFC 6455 client handshake (random Sec-WebSocket-Key, Sec-WebSocket-Accept checked
 // against SHA-1 + base64 of key + GUID), then one masked text frame {"op":"subscribe",...,"channels":
@@ -24,6 +28,8 @@
 //   in  "STOP"     -> out "RESULT <received> <errors> <frames> <bytes> <cpu user µs> <cpu sys µs> <min frames/client> <max frames/client>"
 //                     "LAST <last seq of client 0> <client 1> ..."
 //                     "HIST <µs>:<count> ..."   (latency histogram, 1 µs buckets)
+//                     "HFIRST ..." "HSPREAD ..." per batch (same seq in every connection): latency of the first
+//                     connection to receive it, and last − first receipt (the fan-out spread), same format
 //                     "END", then exit 0
 //   out "FATAL <message>" on setup failure (then exit 1); protocol errors go to stderr and count as errors.
 #include <arpa/inet.h>
@@ -34,7 +40,9 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <sched.h>
 #include <map>
+#include <unordered_map>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string>
@@ -112,6 +120,16 @@ std::map<uint64_t, uint64_t> g_hist_big;
 inline void record(double lat) {
   uint64_t v = lat < 1 ? 1 : (uint64_t)(lat + 0.5);
   if (v < HIST_EXACT) g_hist[v]++; else g_hist_big[v]++;
+}
+
+// Per batch (keyed by the seq of its first tick): when the first and the last connection received it, so the
+// bench can split latency into "server started sending" and "spread across the fan-out".
+struct BatchAgg { double first; double last; uint32_t n; };
+std::unordered_map<uint32_t, BatchAgg> g_batches;
+std::vector<uint64_t> g_hist_first(HIST_EXACT, 0), g_hist_spread(HIST_EXACT, 0);
+inline void record_into(std::vector<uint64_t>& h, double v) {
+  uint64_t x = v < 1 ? 1 : (uint64_t)(v + 0.5);
+  h[x < HIST_EXACT ? x : HIST_EXACT - 1]++;
 }
 
 // ---- connections ------------------------------------------------------------------------------------
@@ -239,6 +257,20 @@ void on_binary(Conn& c, const uint8_t* b, size_t n) {
     }
     c.next = seq + 1;
     record(t - rdf64(tk));
+  }
+  if (count > 0) {
+    uint32_t first = rd32(b + base + 32);
+    double ts0 = rdf64(b + base);
+    auto it = g_batches.find(first);
+    if (it == g_batches.end()) it = g_batches.emplace(first, BatchAgg{t - ts0, t - ts0, 0}).first;
+    BatchAgg& a = it->second;
+    if (t - ts0 < a.first) a.first = t - ts0;
+    if (t - ts0 > a.last) a.last = t - ts0;
+    if (++a.n == g_conns.size()) {
+      record_into(g_hist_first, a.first);
+      record_into(g_hist_spread, a.last - a.first);
+      g_batches.erase(it);
+    }
   }
   g_received += count;
   c.frames++;
@@ -394,6 +426,10 @@ void result() {
   printf("\nHIST");
   for (uint32_t v = 0; v < HIST_EXACT; v++) if (g_hist[v]) printf(" %u:%llu", v, (unsigned long long)g_hist[v]);
   for (auto& kv : g_hist_big) printf(" %llu:%llu", (unsigned long long)kv.first, (unsigned long long)kv.second);
+  printf("\nHFIRST");
+  for (uint32_t v = 0; v < HIST_EXACT; v++) if (g_hist_first[v]) printf(" %u:%llu", v, (unsigned long long)g_hist_first[v]);
+  printf("\nHSPREAD");
+  for (uint32_t v = 0; v < HIST_EXACT; v++) if (g_hist_spread[v]) printf(" %u:%llu", v, (unsigned long long)g_hist_spread[v]);
   printf("\nEND\n");
   fflush(stdout);
 }
@@ -401,7 +437,15 @@ void result() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) { fprintf(stderr, "usage: ws-client HOST PORT PATH COUNT SYMBOL CLOCK_OFFSET_US\n"); return 2; }
+  if (argc < 7 || argc > 9) { fprintf(stderr, "usage: ws-client HOST PORT PATH COUNT SYMBOL CLOCK_OFFSET_US [CPU [SPIN_US]]\n"); return 2; }
+  int cpu = argc > 7 ? atoi(argv[7]) : -1;
+  double spin_us = argc > 8 ? strtod(argv[8], nullptr) : 0;
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) fatal("sched_setaffinity");
+  }
   const char* host = argv[1];
   int port = atoi(argv[2]);
   std::string path = argv[3];
@@ -449,8 +493,20 @@ int main(int argc, char** argv) {
   if (epoll_ctl(g_ep, EPOLL_CTL_ADD, 0, &sev) != 0) fatal("epoll_ctl stdin");
   std::string ctl;
   epoll_event evs[128];
+  double lastEvent = 0;
   for (;;) {
-    int k = epoll_wait(g_ep, evs, 128, -1);
+    int k = 0;
+    if (spin_us > 0 && g_ready_sent) {
+      // adaptive busy polling: spin while events came within the last SPIN_US, then sleep
+      for (;;) {
+        k = epoll_wait(g_ep, evs, 128, 0);
+        if (k != 0) break;
+        if (now_us() - lastEvent > spin_us) { k = epoll_wait(g_ep, evs, 128, -1); break; }
+      }
+      lastEvent = now_us();
+    } else {
+      k = epoll_wait(g_ep, evs, 128, -1);
+    }
     if (k < 0) { if (errno == EINTR) continue; fatal("epoll_wait"); }
     for (int e = 0; e < k; e++) {
       uint32_t id = evs[e].data.u32;
