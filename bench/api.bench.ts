@@ -115,7 +115,8 @@ function redisBenchmark(port: number, key: string, n: number): Promise<LoadFigur
       const line = out.trim().split('\n').find((l) => l.startsWith('"GET'));
       const cells = line?.split(',').map((c) => c.replace(/"/g, '')) ?? [];
       // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-      const r = { rps: Number(cells[1]), p50: Number(cells[4]) * 1000, p99: Number(cells[6]) * 1000, max: Number(cells[7]) * 1000 };
+      const us = (ms: string | undefined): number => Math.round(Number(ms) * 1000);
+      const r = { rps: Number(cells[1]), p50: us(cells[4]), p99: us(cells[6]), max: us(cells[7]) };
       if (!(r.rps > 0) || !Number.isFinite(r.p99)) { reject(new Error(`redis-benchmark printed no GET figures: ${out.slice(0, 300)}`)); return; }
       resolve(r);
     });
