@@ -9,23 +9,33 @@
  * producer stamps when it hands the batch to the hub: it covers encoding, fan-out, the kernel and the
  * client's receive and decode.
  *
- * Two client fleets, one after the other, each against a fresh server (both rows are reported):
+ * Client fleets, one after the other, each against a fresh server (all rows are reported):
  *
  * 1. Native (the headline row): bench/native/ws-client.cc, compiled here with `g++ -O2` into a temp dir
  *    and run as a separate process: one epoll thread, 100 connections, its own RFC 6455 handshake and frame
  *    parser, binary frames read with a bounds-checked FlatBuffers walk (seq and tsMicros of every tick).
  *    That is what a latency-sensitive bot is: its own process, usually native. Its clock is the producer's
- *    (CLOCK_MONOTONIC + the offset to performance.timeOrigin + performance.now(), measured here).
- *    Without g++ the bench says so and runs the JS fleet only.
- * 2. JavaScript: 100 `ws` clients in two worker threads of THIS process (api/ws/fixtures/ws-clients.worker.ts),
+ *    (CLOCK_MONOTONIC + the offset to performance.timeOrigin + performance.now(), measured here). By default
+ *    it is pinned to the last CPU and busy-polls for 300 µs after its last event before sleeping in
+ *    epoll_wait (what low-latency bots do; on this 2-vCPU guest a sleeping receiver makes every one of the
+ *    server's 100 sends pay a cross-CPU wake-up). TICKPIPE_WS_BENCH_CLIENT_CPU=-1 and
+ *    TICKPIPE_WS_BENCH_CLIENT_SPIN_US=0 give a plain client that always sleeps. It also reports, per batch,
+ *    when the first client got it and the spread to the last one (the serial cost of 100 sends).
+ * 2. Baseline, same run: bench/native/tcp-fanout.cc, the kernel floor of the same fan-out with no WebSocket,
+ *    uWS, hub or JavaScript (a C sender doing one send() per socket per batch, the native fleet's measured
+ *    frame size and batch interval, the same receiver settings). The ratio row says what the server
+ *    software adds on top of what loopback TCP itself costs on this machine.
+ * 3. JavaScript: 100 `ws` clients in two worker threads of THIS process (api/ws/fixtures/ws-clients.worker.ts),
  *    binary frames decoded without per-tick objects. On a 2-core machine these threads compete with the
  *    server's thread for the same cores; their CPU, not the hub's fan-out, sets that row's tail (the CPU rows
  *    show it).
  *
  * Reported per fleet: latency, what the server sent (frames/s and bytes/s from the hub's counters), the
- * hub's own fan-out time per batch (encode + uWS publish, measured inside onBatchEnd), the CPU of the
- * server thread (hub + uWS + producer), of the clients and of the whole machine (other helpers' work shows
- * there), and the loss check (the bench throws if anything is lost, duplicated or out of order).
+ * hub's own fan-out time per batch (encode + uWS publish, measured inside onBatchEnd; uWS does the actual
+ * send()s right after, when it drains its topic tree, so they are not in it), the CPU of the server thread
+ * (hub + uWS drain + producer), of the clients and of the whole machine (other processes' work shows there:
+ * the tail follows it), and the loss check (the bench throws if anything is lost, duplicated or out of order).
+ * Without g++ the bench says so (a "skipped" row) and runs the JS fleet only.
  *
  * TICKPIPE_WS_BENCH_CLIENTS changes the client count, TICKPIPE_WS_BENCH_FLEETS=native|js|native,js which
  * fleets run. Run alone: `flock /tmp/tickpipe-bench.lock node --import tsx bench/ws.bench.ts [--quick]`.

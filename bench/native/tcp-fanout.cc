@@ -66,7 +66,7 @@ void receiver(int port, int count, uint32_t batches, size_t frame, int cpu, doub
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
+    if (sched_setaffinity(0, sizeof set, &set) != 0) fprintf(stderr, "tcp-fanout: cannot pin to CPU %d (%s); running unpinned\n", cpu, strerror(errno));
   }
   int ep = epoll_create1(0);
   sockaddr_in sa{};

@@ -444,7 +444,7 @@ int main(int argc, char** argv) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0) fatal("sched_setaffinity");
+    if (sched_setaffinity(0, sizeof set, &set) != 0) fprintf(stderr, "ws-client: cannot pin to CPU %d (%s); running unpinned\n", cpu, strerror(errno));
   }
   const char* host = argv[1];
   int port = atoi(argv[2]);
