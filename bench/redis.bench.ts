@@ -9,7 +9,11 @@
  * Figures are for the time until Redis has acknowledged every tick (the status SAB's `sent`).
  * Uses REDIS_URL or redis://127.0.0.1:6379/9 with a unique key prefix (deleted afterwards); when no
  * Redis answers the suite prints a note and reports nothing.
+ *
+ * Run alone (prints the rows, writes no results file):
+ * `flock /tmp/tickpipe-bench.lock node --import tsx bench/redis.bench.ts [--quick]`.
  */
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { slotViewsOf } from '../engine/journal/format.ts';
 import { RingState } from '../engine/ring/layout.ts';
@@ -132,3 +136,8 @@ export const run: BenchSuite = async ({ quick }) => {
     admin.disconnect();
   }
 };
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const results = await run({ quick: process.argv.includes('--quick') });
+  console.table(results);
+}

@@ -45,6 +45,7 @@ import { HoldBuffer } from './hold.ts';
 import { N_SOURCE_FACTOR, N_US_FACTOR, parseStreamId } from './ids.ts';
 import { JournalTail } from './journal-tail.ts';
 import { RespConnection, RespEncoder, encodeArg } from './resp.ts';
+import { MAX_TICK_BYTES, TradeWriter } from './trade-writer.ts';
 import { C, SinkStatusWriter, createRedisSinkStatus, readRedisSinkStatus, type RedisSinkStatus, type SinkState } from './status.ts';
 
 export interface RedisSinkOptions {
@@ -109,9 +110,6 @@ interface Batch {
 }
 
 const DEFAULT_SOURCE_NAMES: Readonly<Record<number, string>> = { 1: 'sierra', 2: 'sierra-depth' };
-const EMPTY = '';
-const SIDE_B = 'B';
-const SIDE_S = 'S';
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -121,9 +119,6 @@ function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function numStr(x: number): string {
-  return x === x ? String(x) : EMPTY; // NaN (unknown bid/ask) → ''
-}
 
 export class RedisSink {
   readonly target: RedisTarget | null;
@@ -151,29 +146,21 @@ export class RedisSink {
   #redis: Redis | null = null;
   #data: RespConnection | null = null;
   readonly #enc = new RespEncoder();
+  /** Encodes each trade's XADD + PUBLISH (the hot path). */
+  readonly #tw: TradeWriter;
+  /** Wall clock (ms) of the batch being built: its trim horizon. */
+  #buildNowMs = 0;
   readonly #connectTimeoutMs: number;
-  // pre-encoded constant arguments
-  #A = {
-    XADD: encodeArg('XADD'), MINID: encodeArg('MINID'), TRIM: encodeArg('~'), PUBLISH: encodeArg('PUBLISH'), HSET: encodeArg('HSET'),
+  // pre-encoded constant arguments (of the HSETs; the XADDs and PUBLISHes are trade-writer.ts')
+  readonly #A = {
+    HSET: encodeArg('HSET'),
     price: encodeArg('price'), size: encodeArg('size'), bid: encodeArg('bid'), ask: encodeArg('ask'), side: encodeArg('side'), seq: encodeArg('seq'),
     ts_us: encodeArg('ts_us'), ts_ms: encodeArg('ts_ms'), timestamp: encodeArg('timestamp'), source: encodeArg('source'), symbol: encodeArg('symbol'),
     quote_ts_us: encodeArg('quote_ts_us'), B: encodeArg('B'), S: encodeArg('S'), none: encodeArg(''),
   };
-  readonly #streamKeyArg: Buffer[] = [];
   readonly #latestKeyArg: Buffer[] = [];
   readonly #symbolArg: Buffer[] = [];
   readonly #srcArg: Buffer[] = [];
-  readonly #channelArg: Buffer[] = [];
-  /** RESP bytes up to the MINID threshold: `*22 XADD <key> MINID ~` (per symbol). */
-  readonly #xaddHead: Buffer[] = [];
-  /** `*19 XADD <key>` (per symbol): the stream's later entries in the same batch. */
-  readonly #xaddHeadNoTrim: Buffer[] = [];
-  /** Build generation in which each stream got its MINID. */
-  readonly #trimGen: Float64Array;
-  #buildGen = 0;
-  /** RESP bytes of `source <name>` (per source), and of `*3 PUBLISH <channel>`. */
-  readonly #sourceTail: Buffer[] = [];
-  readonly #publishHead: Buffer[] = [];
 
   // per symbol id (index = id): stream's last ID (ms, n) as the sink knows it, discard watermark, journal progress
   readonly #lastMs: Float64Array;
@@ -191,9 +178,6 @@ export class RedisSink {
   #known = 0;
   // per symbol id: strings built once
   readonly #streamKey: string[] = [];
-  readonly #symbolName: string[] = [];
-  readonly #symbolJson: string[] = [];
-  readonly #srcName: string[] = [];
   // per build: newest trade / quote per symbol
   readonly #touched: Int32Array;
   #touchedCount = 0;
@@ -202,9 +186,6 @@ export class RedisSink {
   readonly #quoteIdx: Float64Array;
   readonly #quoteByte: Float64Array;
   #buildIdx = 0;
-  // ISO timestamp cache (second prefix)
-  #isoSec = -1;
-  #isoPrefix = '';
 
   #ready = false;
   #everReady = false;
@@ -243,7 +224,6 @@ export class RedisSink {
     this.#seenMs = new Float64Array(cap);
     this.#seenN = new Float64Array(cap);
     this.#touched = new Int32Array(cap);
-    this.#trimGen = new Float64Array(cap).fill(-1);
     this.#tradeIdx = new Float64Array(cap).fill(-1);
     this.#tradeByte = new Float64Array(cap);
     this.#quoteIdx = new Float64Array(cap).fill(-1);
@@ -266,7 +246,7 @@ export class RedisSink {
     const holdRecords = int(opts.holdRecords, 262_144, 16, 1 << 24, 'holdRecords');
     this.#trim = opts.trim ?? '~';
     if (this.#trim !== '~' && this.#trim !== '=') throw engineError('ENGINE_ERR_INVALID_ARG', `RedisSink trim must be '~' or '=', got ${String(opts.trim)}`);
-    this.#A.TRIM = encodeArg(this.#trim);
+    this.#tw = new TradeWriter(this.#prefix, this.#trim, this.#registry.capacity);
     this.#connectTimeoutMs = opts.redisOptions?.connectTimeout ?? 2000;
     for (const [id, name] of Object.entries(this.#sourceNames)) {
       if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw engineError('ENGINE_ERR_INVALID_ARG', `RedisSink source name for id ${id} must be 1-64 chars of A-Z a-z 0-9 _ . : -, got ${JSON.stringify(name)}`);
@@ -554,7 +534,8 @@ export class RedisSink {
 
   #beginBuild(): void {
     this.#buildIdx = 0;
-    this.#buildGen++;
+    this.#buildNowMs = this.#now();
+    this.#tw.beginBatch(Math.floor(this.#buildNowMs - this.#retentionMs));
   }
 
   /**
@@ -567,15 +548,13 @@ export class RedisSink {
     const u8 = v.u8, u16 = v.u16, u32 = v.u32, f64 = v.f64;
     const known = this.#known;
     const lastMs = this.#lastMs, lastN = this.#lastN;
-    const nowMs = this.#now();
-    const horizonUs = (nowMs - this.#retentionMs) * 1000;
-    const minId = String(Math.floor(nowMs - this.#retentionMs));
-    const minArg = encodeArg(minId);
-    const A = this.#A;
+    const horizonUs = (this.#buildNowMs - this.#retentionMs) * 1000;
+    const tw = this.#tw;
     const publish = live && this.#publish;
     let trades = 0, skipped = 0, outOfOrder = 0, expired = 0, unknown = 0, ignored = 0, quotes = 0, published = 0;
     let newest = batch.newestTsMicros;
     let idx = this.#buildIdx;
+    let o = p.len;
     let i = 0;
     for (let b = b0; i < count; i++, b += RECORD_SLOT_BYTES, idx++) {
       const kind = u8[b]!;
@@ -608,43 +587,19 @@ export class RedisSink {
       }
       lastMs[sym] = ms;
       lastN[sym] = n;
-      const price = f64[(b + 16) >> 3]!;
-      const size = u32[(b + 40) >> 2]!;
-      const sideBuy = (flags & TradeFlag.SIDE_BUY) !== 0;
-      const sideSell = !sideBuy && (flags & TradeFlag.SIDE_SELL) !== 0;
-      if (this.#srcArg[src] === undefined) this.#sourceName(src);
-      const ps = price === price ? String(price) : EMPTY;
-      // XADD key MINID ~ minid id price P size S bid B ask A side X seq Q ts_us T source SRC
-      // MINID on the first XADD of each stream in a batch: trimming once per batch is as good as per entry,
-      // and an XADD without it costs Redis 20-30 % less (measured with redis-benchmark)
-      if (this.#trimGen[sym] !== this.#buildGen) {
-        this.#trimGen[sym] = this.#buildGen;
-        p.bytes(this.#xaddHead[sym]!); p.bytes(minArg);
-      } else {
-        p.bytes(this.#xaddHeadNoTrim[sym]!);
-      }
-      p.id(ms, n);
-      p.bytes(A.price); p.str(ps);
-      p.bytes(A.size); p.int(size);
-      p.bytes(A.bid); p.str(numStr(f64[(b + 24) >> 3]!));
-      p.bytes(A.ask); p.str(numStr(f64[(b + 32) >> 3]!));
-      p.bytes(A.side); p.bytes(sideBuy ? A.B : sideSell ? A.S : A.none);
-      p.bytes(A.seq); p.int(seq);
-      p.bytes(A.ts_us); if (ts === Math.floor(ts) && ts < 9e15) p.int(ts); else p.str(String(ts));
-      p.bytes(this.#sourceTail[src]!);
-      p.commands++;
-      if (publish) {
-        p.bytes(this.#publishHead[src]!);
-        p.str(`{"symbol":${this.#symbolJson[sym]!},"price":${ps === EMPTY ? 'null' : ps},"size":${size},"side":"${sideBuy ? SIDE_B : sideSell ? SIDE_S : EMPTY}","timestamp":"${this.#iso(ts)}","ts_ms":${ms},"source":"${this.#srcName[src]!}"}`);
-        p.commands++;
-        published++;
-      }
+      if (!tw.hasSource(src)) this.#sourceName(src);
+      p.len = o;
+      p.ensure(MAX_TICK_BYTES);
+      o = tw.write(p.buf, o, v, b, sym, publish);
+      p.commands += publish ? 2 : 1;
+      if (publish) published++;
       trades++;
       if (ts > newest) newest = ts;
       this.#touch(sym);
       this.#tradeIdx[sym] = idx;
       this.#tradeByte[sym] = b;
     }
+    p.len = o;
     this.#buildIdx = idx;
     batch.trades += trades; batch.skipped += skipped; batch.outOfOrder += outOfOrder; batch.expired += expired; batch.unknown += unknown;
     batch.ignored += ignored; batch.quotes += quotes; batch.published += published; batch.newestTsMicros = newest;
@@ -687,23 +642,23 @@ export class RedisSink {
         p.begin(24);
         p.bytes(A.HSET); p.bytes(this.#latestKeyArg[sym]!);
         p.bytes(A.symbol); p.bytes(this.#symbolArg[sym]!);
-        p.bytes(A.price); p.str(numStr(f64[(b + 16) >> 3]!));
+        p.bytes(A.price); p.num(f64[(b + 16) >> 3]!);
         p.bytes(A.size); p.str(String(u32[(b + 40) >> 2]!));
         p.bytes(A.side); p.bytes((flags & TradeFlag.SIDE_BUY) !== 0 ? A.B : (flags & TradeFlag.SIDE_SELL) !== 0 ? A.S : A.none);
-        p.bytes(A.bid); p.str(numStr(f64[(b + 24) >> 3]!));
-        p.bytes(A.ask); p.str(numStr(f64[(b + 32) >> 3]!));
+        p.bytes(A.bid); p.num(f64[(b + 24) >> 3]!);
+        p.bytes(A.ask); p.num(f64[(b + 32) >> 3]!);
         p.bytes(A.seq); p.str(String(u32[(b + 4) >> 2]!));
         p.bytes(A.ts_us); p.str(String(ts));
         p.bytes(A.ts_ms); p.str(String(Math.floor(ts / 1000)));
-        p.bytes(A.timestamp); p.str(this.#iso(ts));
+        p.bytes(A.timestamp); p.str(this.#tw.iso(ts));
         p.bytes(A.source); p.bytes(this.#srcArg[src]!);
       }
       if (qi > ti) {
         const b = this.#quoteByte[sym]!;
         p.begin(8);
         p.bytes(A.HSET); p.bytes(this.#latestKeyArg[sym]!);
-        p.bytes(A.bid); p.str(numStr(f64[(b + 24) >> 3]!));
-        p.bytes(A.ask); p.str(numStr(f64[(b + 32) >> 3]!));
+        p.bytes(A.bid); p.num(f64[(b + 24) >> 3]!);
+        p.bytes(A.ask); p.num(f64[(b + 32) >> 3]!);
         p.bytes(A.quote_ts_us); p.str(String(f64[(b + 8) >> 3]!));
       }
       this.#tradeIdx[sym] = -1;
@@ -712,25 +667,10 @@ export class RedisSink {
     this.#touchedCount = 0;
   }
 
-  /** ISO 8601 UTC with 6 fractional digits; the second's prefix is cached. */
-  #iso(tsMicros: number): string {
-    const sec = Math.floor(tsMicros / 1_000_000);
-    if (sec !== this.#isoSec) {
-      this.#isoSec = sec;
-      this.#isoPrefix = new Date(sec * 1000).toISOString().slice(0, 19);
-    }
-    const frac = Math.floor(tsMicros - sec * 1_000_000);
-    return `${this.#isoPrefix}.${frac < 100_000 ? String(frac).padStart(6, '0') : frac}Z`;
-  }
-
   #sourceName(src: number): string {
     const name = this.#sourceNames[src] ?? `src${src}`;
-    this.#srcName[src] = name;
     this.#srcArg[src] = encodeArg(name);
-    const channel = `${this.#prefix}market_data:${name}:trades`;
-    this.#channelArg[src] = encodeArg(channel);
-    this.#sourceTail[src] = Buffer.from(`$6\r\nsource\r\n$${name.length}\r\n${name}\r\n`, 'latin1');
-    this.#publishHead[src] = Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n`, 'latin1');
+    this.#tw.addSource(src, name);
     return name;
   }
 
@@ -768,13 +708,8 @@ export class RedisSink {
   #ensureNames(id: number): void {
     if (this.#streamKey[id] !== undefined) return;
     const sym = this.#registry.metaOf(id).symbol;
-    this.#symbolName[id] = sym;
-    this.#symbolJson[id] = JSON.stringify(sym);
     this.#streamKey[id] = `${this.#prefix}ticks:${sym}`;
-    this.#streamKeyArg[id] = encodeArg(this.#streamKey[id]);
-    const key = this.#streamKey[id];
-    this.#xaddHead[id] = Buffer.from(`*22\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n$5\r\nMINID\r\n$1\r\n${this.#trim}\r\n`, 'latin1');
-    this.#xaddHeadNoTrim[id] = Buffer.from(`*19\r\n$4\r\nXADD\r\n$${key.length}\r\n${key}\r\n`, 'latin1');
+    this.#tw.addSymbol(id, sym);
     this.#latestKeyArg[id] = encodeArg(`${this.#prefix}latest:${sym}`);
     this.#symbolArg[id] = encodeArg(sym);
   }
