@@ -8,10 +8,10 @@ import fc from 'fast-check';
 import * as flatbuffers from 'flatbuffers';
 import { describe, expect, test } from 'vitest';
 import { isEngineError } from '../engine/errors.ts';
-import { BookLevel, BookUpdate, Error as ErrorTable, Frame, GexSnapshot, GexStrike, Metric, Status, Tick, TickBatch } from './generated/wire.ts';
+import { Bar, BookLevel, BookUpdate, Error as ErrorTable, Frame, GexSnapshot, GexStrike, Metric, Status, Tick, TickBatch } from './generated/wire.ts';
 import {
   Payload, Side, TICK_STRUCT_BYTES, WIRE_FILE_IDENTIFIER, WIRE_TABLE_SPECS, WireDecoder, WireEncoder, createTickColumns,
-  frameToJson, hasFrameIdentifier, verifyFrame, type ServiceStateName, type SideName, type TickColumns, type WireBookUpdate,
+  barFrameJson, frameToJson, hasFrameIdentifier, verifyFrame, type ServiceStateName, type SideName, type TickColumns, type WireBar, type WireBookUpdate,
   type WireErrorMessage, type WireFrame, type WireGexSnapshot, type WireStatus, type WireTick, type WireTickBatch,
 } from './wire.ts';
 
@@ -56,6 +56,12 @@ const statusArb: fc.Arbitrary<WireStatus> = fc.record({
   metrics: fc.array(fc.record({ name: text, value: anyDouble }), { maxLength: 10 }),
 });
 const errorArb: fc.Arbitrary<WireErrorMessage> = fc.record({ code: text, message: text, requestId: fc.option(text, { nil: null }) });
+/** Volumes: integer sums (also above 2^32) and any double; trades a u32. */
+const volume = fc.oneof(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), anyDouble);
+const barArb: fc.Arbitrary<WireBar> = fc.record({
+  symbol: text, interval: fc.oneof(fc.constantFrom('1m', 'source'), text), startMicros: tsMicros, open: price, high: price, low: price, close: price,
+  volume, trades: u32, buyVolume: volume, sellVolume: volume,
+});
 
 const frameArb: fc.Arbitrary<WireFrame> = fc.record({
   channel: text,
@@ -66,6 +72,7 @@ const frameArb: fc.Arbitrary<WireFrame> = fc.record({
     gexArb.map((p) => ({ type: 'gexSnapshot' as const, ...p })),
     statusArb.map((p) => ({ type: 'status' as const, ...p })),
     errorArb.map((p) => ({ type: 'error' as const, ...p })),
+    barArb.map((p) => ({ type: 'bar' as const, ...p })),
   ),
 });
 
@@ -142,7 +149,7 @@ describe('layout: the verifier specs match the generated code', () => {
     const starts: Record<string, (b: flatbuffers.Builder) => void> = {
       Frame: (b) => Frame.startFrame(b), TickBatch: (b) => TickBatch.startTickBatch(b), BookUpdate: (b) => BookUpdate.startBookUpdate(b),
       GexSnapshot: (b) => GexSnapshot.startGexSnapshot(b), Status: (b) => Status.startStatus(b), Metric: (b) => Metric.startMetric(b),
-      Error: (b) => ErrorTable.startError(b),
+      Error: (b) => ErrorTable.startError(b), Bar: (b) => Bar.startBar(b),
     };
     expect(Object.keys(WIRE_TABLE_SPECS).sort()).toEqual(Object.keys(starts).sort());
     for (const [name, start] of Object.entries(starts)) {
@@ -154,8 +161,10 @@ describe('layout: the verifier specs match the generated code', () => {
 
   test('union members are in Payload enum order', () => {
     const union = WIRE_TABLE_SPECS.Frame!.fields.find((f) => f.name === 'payload')!.union!;
-    expect(union.map((t) => t?.name ?? null)).toEqual([null, 'TickBatch', 'BookUpdate', 'GexSnapshot', 'Status', 'Error']);
-    expect([Payload.NONE, Payload.TickBatch, Payload.BookUpdate, Payload.GexSnapshot, Payload.Status, Payload.Error]).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(union.map((t) => t?.name ?? null)).toEqual([null, 'TickBatch', 'BookUpdate', 'GexSnapshot', 'Status', 'Error', 'Bar']);
+    // deployed clients decode by these indices: members are only ever appended (Bar came last, as 6)
+    expect([Payload.NONE, Payload.TickBatch, Payload.BookUpdate, Payload.GexSnapshot, Payload.Status, Payload.Error, Payload.Bar]).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(Object.keys(Payload).filter((k) => Number.isNaN(Number(k)))).toEqual(['NONE', 'TickBatch', 'BookUpdate', 'GexSnapshot', 'Status', 'Error', 'Bar']);
   });
 });
 
@@ -251,6 +260,22 @@ describe('round trip', () => {
     const back = dec.decodeFrame(enc.encodeGexSnapshot('gex/SPX', 6, g)).payload;
     expect(back).toEqual({ type: 'gexSnapshot', ...g });
     expect(Object.is((back as WireGexSnapshot).zeroGamma, -0)).toBe(true);
+  });
+
+  test('Bar: every field bit for bit (NaN, -0, a volume above 2^32, u32 max trades); payloadType is "bar"', () => {
+    const bar: WireBar = {
+      symbol: 'MNQZ25', interval: '1m', startMicros: 1_731_283_200_000_000, open: 21_000.25, high: NaN, low: -0, close: Infinity,
+      volume: 2 ** 40 + 3, trades: 0xffff_ffff, buyVolume: 0.5, sellVolume: -Infinity,
+    };
+    const bytes = enc.encodeBar('bars/MNQZ25', 7, bar).slice();
+    expect(dec.payloadType(bytes)).toBe('bar');
+    const f = dec.decodeFrame(bytes);
+    expect(f).toEqual({ channel: 'bars/MNQZ25', tsMicros: 7, payload: { type: 'bar', ...bar } });
+    expect(Object.is((f.payload as WireBar).low, -0)).toBe(true);
+    // key order of the decoded payload is the JSON form's order
+    expect(Object.keys(f.payload)).toEqual(['type', 'symbol', 'interval', 'startMicros', 'open', 'high', 'low', 'close', 'volume', 'trades', 'buyVolume', 'sellVolume']);
+    // encode(frame) and encodeBar write the same bytes
+    expect(Buffer.from(enc.encode(f)).equals(Buffer.from(bytes))).toBe(true);
   });
 });
 
@@ -402,6 +427,10 @@ describe('encoder arguments', () => {
     const t = (SAMPLE.payload as WireTickBatch).ticks[0]!;
     expect(() => enc.encodeTickBatchObjects('c', 0, { symbol: 'S', source: 's', firstSeq: 0, ticks: [{ ...t, side: 'long' as SideName }] })).toThrow(invalid);
     expect(() => enc.encodeStatus('c', 0, { service: 's', state: 'fine' as ServiceStateName, tsMicros: 0, message: null, metrics: [] })).toThrow(invalid);
+    const bar: WireBar = { symbol: 'S', interval: '1m', startMicros: 0, open: 1, high: 1, low: 1, close: 1, volume: 1, trades: 1, buyVolume: 0, sellVolume: 0 };
+    for (const trades of [-1, 2 ** 32, 1.5, NaN, '3' as unknown as number]) expect(() => enc.encodeBar('c', 0, { ...bar, trades })).toThrow(invalid);
+    expect(() => enc.encodeBar('c', 0, { ...bar, interval: 60 as unknown as string })).toThrow(invalid);
+    expect(() => enc.encodeBar('c', 0, { ...bar, symbol: null as unknown as string })).toThrow(invalid);
     // the encoder is still usable afterwards
     expect(dec.decodeFrame(enc.encode(SAMPLE))).toEqual(SAMPLE);
   });
@@ -419,6 +448,33 @@ describe('JSON form', () => {
       { numRuns: 100 },
     );
     expect(JSON.parse(frameToJson(SAMPLE))).toMatchObject({ payload: { type: 'tickBatch', ticks: [{ side: 'buy' }, { price: null, side: 'unknown' }] } });
+  });
+
+  // The text JSON clients received for bars before Bar had a wire table (api/ws/frames.ts barJson was
+  // JSON.stringify({ channel, tsMicros, payload: { type: 'bar', ...bar } })), captured from that code.
+  // It must not change: JSON clients parse it today.
+  const PINNED_BARS: [string, number, WireBar, string][] = [
+    [
+      'bars/MNQZ25', 1_731_283_260_000_123,
+      { symbol: 'MNQZ25', interval: '1m', startMicros: 1_731_283_200_000_000, open: 21000.25, high: 21003.5, low: 20999.75, close: 21001, volume: 1234, trades: 87, buyVolume: 700, sellVolume: 500 },
+      '{"channel":"bars/MNQZ25","tsMicros":1731283260000123,"payload":{"type":"bar","symbol":"MNQZ25","interval":"1m","startMicros":1731283200000000,"open":21000.25,"high":21003.5,"low":20999.75,"close":21001,"volume":1234,"trades":87,"buyVolume":700,"sellVolume":500}}',
+    ],
+    [
+      'bars/NQZ25', 1.5,
+      { symbol: 'NQZ25', interval: 'source', startMicros: -0, open: NaN, high: Infinity, low: -Infinity, close: 0.1, volume: 0, trades: 0, buyVolume: 4294967295, sellVolume: 0 },
+      '{"channel":"bars/NQZ25","tsMicros":1.5,"payload":{"type":"bar","symbol":"NQZ25","interval":"source","startMicros":0,"open":null,"high":null,"low":null,"close":0.1,"volume":0,"trades":0,"buyVolume":4294967295,"sellVolume":0}}',
+    ],
+  ];
+
+  test('bar JSON is byte-identical to what JSON clients got before (pinned), from the object and from a decoded binary frame', () => {
+    for (const [channel, ts, bar, text] of PINNED_BARS) {
+      expect(barFrameJson(channel, ts, bar)).toBe(text);
+      // the payload keys are written in the fixed order, whatever the order of the input object's keys
+      const shuffled = Object.fromEntries(Object.entries(bar).reverse()) as unknown as WireBar;
+      expect(barFrameJson(channel, ts, shuffled)).toBe(text);
+      // a binary client converting the frame it got with frameToJson sees the same text
+      expect(frameToJson(dec.decodeFrame(enc.encodeBar(channel, ts, bar)))).toBe(text);
+    }
   });
 });
 

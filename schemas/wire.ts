@@ -26,7 +26,7 @@
 import * as flatbuffers from 'flatbuffers';
 import { engineError, isEngineError, type EngineError } from '../engine/errors.ts';
 import {
-  BookLevel, BookUpdate, Error as ErrorTable, Frame, GexSnapshot, GexStrike, Metric, Payload, ServiceState, Side,
+  Bar, BookLevel, BookUpdate, Error as ErrorTable, Frame, GexSnapshot, GexStrike, Metric, Payload, ServiceState, Side,
   Status, Tick, TickBatch,
 } from './generated/wire.ts';
 
@@ -115,12 +115,32 @@ export interface WireErrorMessage {
   requestId: string | null;
 }
 
+/**
+ * One OHLCV bar (wire.fbs `Bar`). The JSON form lists the fields in this order (frameToJson writes the
+ * decoded object as is, and the hub's JSON bar frames use the same order).
+ */
+export interface WireBar {
+  symbol: string;
+  /** '1m' for bars the hub builds from trades, 'source' for a bar source's records. */
+  interval: string;
+  startMicros: number; // Unix µs
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number; // double on the wire: a sum of sizes may pass 2^32
+  trades: number; // u32
+  buyVolume: number;
+  sellVolume: number;
+}
+
 export type WirePayload =
   | ({ type: 'tickBatch' } & WireTickBatch)
   | ({ type: 'bookUpdate' } & WireBookUpdate)
   | ({ type: 'gexSnapshot' } & WireGexSnapshot)
   | ({ type: 'status' } & WireStatus)
-  | ({ type: 'error' } & WireErrorMessage);
+  | ({ type: 'error' } & WireErrorMessage)
+  | ({ type: 'bar' } & WireBar);
 
 export type WirePayloadType = WirePayload['type'];
 
@@ -375,6 +395,33 @@ export class WireEncoder {
     return this.#finish(b, channel, frameTsMicros, Payload.Error, ErrorTable.endError(b));
   }
 
+  /**
+   * A Bar. `trades` must be a u32 integer (ENGINE_ERR_INVALID_ARG otherwise: the builder would wrap it
+   * silently); every other number is a double and round-trips bit for bit (NaN included).
+   */
+  encodeBar(channel: string, frameTsMicros: number, bar: WireBar): Uint8Array {
+    const trades = bar.trades;
+    if (typeof trades !== 'number' || (trades >>> 0) !== trades) {
+      throw engineError('ENGINE_ERR_INVALID_ARG', `bar trades must be an integer in [0, 2^32), got ${String(trades)}`);
+    }
+    const b = this.#begin();
+    const symbolOff = b.createString(this.#name(bar.symbol, 'symbol'));
+    const intervalOff = b.createString(this.#name(bar.interval, 'interval'));
+    Bar.startBar(b);
+    Bar.addSymbol(b, symbolOff);
+    Bar.addInterval(b, intervalOff);
+    Bar.addStartMicros(b, bar.startMicros);
+    Bar.addOpen(b, bar.open);
+    Bar.addHigh(b, bar.high);
+    Bar.addLow(b, bar.low);
+    Bar.addClose(b, bar.close);
+    Bar.addVolume(b, bar.volume);
+    Bar.addTrades(b, trades);
+    Bar.addBuyVolume(b, bar.buyVolume);
+    Bar.addSellVolume(b, bar.sellVolume);
+    return this.#finish(b, channel, frameTsMicros, Payload.Bar, Bar.endBar(b));
+  }
+
   /** Encode any frame from its plain form (the inverse of `decodeFrame`). */
   encode(frame: WireFrame): Uint8Array {
     const p = frame.payload;
@@ -384,6 +431,7 @@ export class WireEncoder {
       case 'gexSnapshot': return this.encodeGexSnapshot(frame.channel, frame.tsMicros, p);
       case 'status': return this.encodeStatus(frame.channel, frame.tsMicros, p);
       case 'error': return this.encodeError(frame.channel, frame.tsMicros, p);
+      case 'bar': return this.encodeBar(frame.channel, frame.tsMicros, p);
       default: throw engineError('ENGINE_ERR_INVALID_ARG', `unknown payload type ${JSON.stringify((p as { type?: unknown }).type)}`);
     }
   }
@@ -457,12 +505,20 @@ const STATUS_SPEC: WireTableSpec = {
   ],
 };
 const ERROR_SPEC: WireTableSpec = { name: 'Error', fields: [strField('code', true), strField('message', true), strField('request_id', false)] };
+const BAR_SPEC: WireTableSpec = {
+  name: 'Bar',
+  fields: [
+    strField('symbol', true), strField('interval', true), scalarField('start_micros', 8), scalarField('open', 8), scalarField('high', 8),
+    scalarField('low', 8), scalarField('close', 8), scalarField('volume', 8), scalarField('trades', 4), scalarField('buy_volume', 8),
+    scalarField('sell_volume', 8),
+  ],
+};
 const FRAME_SPEC: WireTableSpec = {
   name: 'Frame',
   fields: [
     { name: 'payload_type', kind: K_UNION_TYPE, bytes: 1, required: true },
-    // index = Payload enum value
-    { name: 'payload', kind: K_UNION, bytes: 4, required: true, union: [null, TICK_BATCH_SPEC, BOOK_UPDATE_SPEC, GEX_SNAPSHOT_SPEC, STATUS_SPEC, ERROR_SPEC] },
+    // index = Payload enum value (append-only: deployed clients decode by it)
+    { name: 'payload', kind: K_UNION, bytes: 4, required: true, union: [null, TICK_BATCH_SPEC, BOOK_UPDATE_SPEC, GEX_SNAPSHOT_SPEC, STATUS_SPEC, ERROR_SPEC, BAR_SPEC] },
     scalarField('ts_micros', 8),
     strField('channel', true),
   ],
@@ -471,7 +527,7 @@ const FRAME_SPEC: WireTableSpec = {
 /** The table layouts the verifier enforces, by table name (the layout test checks them against the generated code). */
 export const WIRE_TABLE_SPECS: Readonly<Record<string, WireTableSpec>> = {
   Frame: FRAME_SPEC, TickBatch: TICK_BATCH_SPEC, BookUpdate: BOOK_UPDATE_SPEC, GexSnapshot: GEX_SNAPSHOT_SPEC,
-  Status: STATUS_SPEC, Metric: METRIC_SPEC, Error: ERROR_SPEC,
+  Status: STATUS_SPEC, Metric: METRIC_SPEC, Error: ERROR_SPEC, Bar: BAR_SPEC,
 };
 
 function schemaError(reason: string, byteOffset: number, cause?: unknown): EngineError {
@@ -620,6 +676,7 @@ export class WireDecoder {
   readonly #status = new Status();
   readonly #metric = new Metric();
   readonly #error = new ErrorTable();
+  readonly #bar = new Bar();
   readonly #header: TickBatchHeader = { channel: '', frameTsMicros: 0, symbol: '', source: '', firstSeq: 0, count: 0 };
 
   /**
@@ -769,13 +826,21 @@ export class WireDecoder {
         const e = frame.payload(this.#error) as ErrorTable;
         return { type: 'error', code: e.code() ?? '', message: e.message() ?? '', requestId: e.requestId() };
       }
+      case Payload.Bar: {
+        const r = frame.payload(this.#bar) as Bar;
+        // key order = WireBar = the JSON form clients already get (frameToJson writes this object as is)
+        return {
+          type: 'bar', symbol: r.symbol() ?? '', interval: r.interval() ?? '', startMicros: r.startMicros(), open: r.open(), high: r.high(),
+          low: r.low(), close: r.close(), volume: r.volume(), trades: r.trades(), buyVolume: r.buyVolume(), sellVolume: r.sellVolume(),
+        };
+      }
       default:
         throw schemaError(`unknown payload type ${frame.payloadType()}`, -1);
     }
   }
 }
 
-const PAYLOAD_NAMES: readonly (WirePayloadType | undefined)[] = [undefined, 'tickBatch', 'bookUpdate', 'gexSnapshot', 'status', 'error'];
+const PAYLOAD_NAMES: readonly (WirePayloadType | undefined)[] = [undefined, 'tickBatch', 'bookUpdate', 'gexSnapshot', 'status', 'error', 'bar'];
 
 // ---- JSON form -----------------------------------------------------------------------------------
 
@@ -789,4 +854,18 @@ export function frameToJson(frame: WireFrame): string {
   // JSON.stringify itself writes NaN and ±Infinity as null (ECMA-262 SerializeJSONProperty); a replacer
   // function to do the same was called for every key and made this 2-3x slower.
   return JSON.stringify(frame);
+}
+
+/**
+ * The JSON form of a Bar frame with the payload keys in {@link WireBar} order whatever the order of `bar`'s
+ * own keys: the exact text the hub has always sent JSON clients for bars (a test pins it byte for byte).
+ */
+export function barFrameJson(channel: string, frameTsMicros: number, bar: WireBar): string {
+  return frameToJson({
+    channel, tsMicros: frameTsMicros,
+    payload: {
+      type: 'bar', symbol: bar.symbol, interval: bar.interval, startMicros: bar.startMicros, open: bar.open, high: bar.high, low: bar.low,
+      close: bar.close, volume: bar.volume, trades: bar.trades, buyVolume: bar.buyVolume, sellVolume: bar.sellVolume,
+    },
+  });
 }

@@ -1,9 +1,9 @@
 /**
  * Frame builders of the WebSocket hub that are not on the tick fast path: the JSON forms of tick batches,
- * book and GEX frames, bars, control messages. Everything here allocates (cold or JSON-client path); the
+ * book and GEX frames, bars, errors. Everything here allocates (cold or JSON-client path); the
  * binary tick path is `WireEncoder.encodeTickBatch` straight from typed-array columns.
  */
-import { frameToJson, sideName, type TickColumns, type WireBookLevel, type WireFrame, type WireGexSnapshot, type WireTick } from '../../schemas/wire.ts';
+import { barFrameJson, frameToJson, sideName, type TickColumns, type WireBar, type WireBookLevel, type WireFrame, type WireGexSnapshot, type WireTick } from '../../schemas/wire.ts';
 import type { BookSnapshotBuffers } from '../../engine/book/order-book.ts';
 
 /** A JSON number as JSON.stringify writes it (NaN and ±Infinity: null). */
@@ -56,23 +56,20 @@ export function errorJson(frameTsMicros: number, code: string, message: string, 
   return frameToJson({ channel: 'error', tsMicros: frameTsMicros, payload: { type: 'error', code, message, requestId } });
 }
 
-/** A 1-minute bar (built by the hub from trades) or a bar record of a bar source. */
-export interface BarMessage {
-  symbol: string;
+/**
+ * A 1-minute bar (built by the hub from trades) or a bar record of a bar source: schemas/wire.ts `WireBar`
+ * (wire.fbs `Bar`) with the interval narrowed to the two the hub sends.
+ */
+export interface BarMessage extends WireBar {
   /** '1m' for bars built from trades; 'source' for BAR records passed through. */
   interval: '1m' | 'source';
-  startMicros: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  trades: number;
-  buyVolume: number;
-  sellVolume: number;
 }
 
-/** Bars have no FlatBuffers table in schemas/wire.fbs: they are sent as JSON text to every client. */
+/**
+ * The JSON form of a bar frame, for JSON clients (binary clients get `WireEncoder.encodeBar`). Byte for byte
+ * the text JSON clients got before bars had a wire table: `{"channel","tsMicros","payload":{"type":"bar",
+ * symbol, interval, startMicros, open, high, low, close, volume, trades, buyVolume, sellVolume}}`, NaN -> null.
+ */
 export function barJson(channel: string, frameTsMicros: number, bar: BarMessage): string {
-  return JSON.stringify({ channel, tsMicros: frameTsMicros, payload: { type: 'bar', ...bar } });
+  return barFrameJson(channel, frameTsMicros, bar);
 }
