@@ -1081,16 +1081,33 @@ export class WsHub implements RecordListener {
     else if ((flags & TradeFlag.SIDE_SELL) !== 0) s.barSell += size;
   }
 
+  /**
+   * A bar to its subscribers in each one's format: a wire.fbs Bar frame to binary clients, its JSON form to
+   * JSON clients, each encoded at most once per bar (same frame time in both).
+   */
   #sendBar(s: SymState, bar: BarMessage): void {
     const subs = s.live[CH_BARS]!;
-    const text = barJson(s.barsChannel, this.#now(), bar);
+    const now = this.#now();
+    let bin: Uint8Array | null = null;
+    let json: string | null = null;
     for (let k = subs.length - 1; k >= 0; k--) {
       const c = subs[k]!;
       const ws = c.ws;
       if (ws === null || c.closed) continue;
-      const r = ws.send(text, false);
+      let r: number;
+      let bytes: number;
+      if (c.binary) {
+        // a view into the encoder: nothing else encodes before this loop ends (uWS send copies synchronously)
+        bin ??= this.#enc.encodeBar(s.barsChannel, now, bar);
+        r = ws.send(bin, true);
+        bytes = bin.length;
+      } else {
+        json ??= barJson(s.barsChannel, now, bar);
+        r = ws.send(json, false);
+        bytes = json.length;
+      }
       if (r === 2) this.#drops.sendDropped++;
-      else this.#count(text.length);
+      else this.#count(bytes);
     }
   }
 

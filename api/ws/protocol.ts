@@ -1,7 +1,9 @@
 /**
  * WebSocket `/ws` client protocol: what a client may send, the control messages the server answers with,
- * error and close codes. Data frames are `schemas/wire.fbs` Frames (binary) or their JSON form
- * (`schemas/wire.ts` frameToJson), the client's choice at connect time (`?format=binary|json`).
+ * error and close codes. Data frames (trades and quotes as TickBatch, book, bars, gex, status, and error
+ * frames) are `schemas/wire.fbs` Frames (binary messages) or their JSON form (`schemas/wire.ts`
+ * frameToJson, text), the client's choice at connect time (`?format=binary|json`). Control messages
+ * (`hello`, `subscribed`, `unsubscribed`, `pong`, `replay`, `gap`) are text JSON with a `type` for every client.
  *
  * Client → server: one JSON object per TEXT message (binary messages from a client are refused):
  *
