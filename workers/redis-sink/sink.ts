@@ -7,6 +7,11 @@
  *   PUBLISH <prefix>market_data:<source>:trades {"symbol","price","size","side","timestamp","ts_ms","source"}   (live records only)
  * and per symbol touched by the batch, once: HSET <prefix>latest:<SYM> of its newest trade (and the bid/ask
  * of a QUOTE newer than it). QUOTE records only update `latest:<SYM>`; other kinds are counted and ignored.
+ * Numbers are written as `String(x)` writes them (an unknown bid/ask, NaN, as ''); in the JSON a price
+ * that is not finite is `null`, as JSON.stringify writes it. trade-writer.ts encodes the XADD and PUBLISH
+ * of a trade straight into the batch's buffer (the hot path: no string or object per trade); batches of up
+ * to `batchRecords` go out on a raw RESP connection (resp.ts), `maxInFlight` of them at a time, and ring
+ * slots are released once Redis acknowledged them (in chunks: each release may wake the producer).
  *
  * IDs are derived from the record (ids.ts), so a replay produces the same IDs. The sink knows every
  * stream's last ID (XINFO STREAM `last-generated-id`, fetched at every (re)connect and for symbols

@@ -199,7 +199,7 @@ export class TradeWriter {
   #newMs(ms: number): void {
     this.#msVal = ms;
     const d = digits(ms);
-    this.#msText = new Uint8Array(d); // exact length, for `set`: about one per millisecond with ticks
+    if (this.#msText.length !== d) this.#msText = new Uint8Array(d); // exact length, for `set` (13 digits from 2001 to 2286)
     putDigits(this.#msText, 0, ms);
   }
 
