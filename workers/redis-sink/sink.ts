@@ -128,7 +128,6 @@ function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-
 export class RedisSink {
   readonly target: RedisTarget | null;
   readonly statusBuffer: SharedArrayBuffer;
