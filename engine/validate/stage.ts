@@ -74,6 +74,9 @@ export interface StageEvents {
 const BATCH = 4096;
 const MARKS = 4096;
 
+/** At close, how long to wait for a free output slot for a pending overflow marker. */
+const CLOSE_MARKER_WAIT_MS = 2000;
+
 interface Output {
   w: RingWriter;
   claimed: number;
@@ -113,7 +116,7 @@ export class ValidatorStage {
   #now = Date.now() * 1000;
   readonly c = {
     records: 0, journaled: 0, quarantined: 0, flaggedQuarantined: 0, replayed: 0, lateForCompactedHour: 0, gaps: 0,
-    hotRejected: 0, forwarded: 0, feedDropped: 0, redisDropped: 0, commits: 0, lastCommitMicros: 0, maxCommitMicros: 0,
+    hotRejected: 0, forwarded: 0, feedDropped: 0, redisDropped: 0, overflowMarkersUnsent: 0, commits: 0, lastCommitMicros: 0, maxCommitMicros: 0,
     primedRecords: 0, primedQuarantine: 0, journalFullWaits: 0, released: 0,
   };
 
@@ -287,7 +290,20 @@ export class ValidatorStage {
       await this.journal.flush();
     } finally {
       this.#releaseDurable();
-      for (const o of this.#outs) { this.#claim(o); this.#publish(o); }
+      for (const o of this.#outs) {
+        this.#claim(o);
+        this.#publish(o);
+        // A drop window still open (the output ring was full to the end): its OUTPUT_OVERFLOW marker needs one
+        // free slot. Give the consumer (still running: it stops after this stage) a bounded moment to make one,
+        // or the consumer never learns what it missed (the Redis sink catches up from the journal on it).
+        const until = performance.now() + CLOSE_MARKER_WAIT_MS;
+        while (o.dropped > 0 && performance.now() < until) {
+          await o.w.waitForSpaceAsync(1, 20);
+          this.#claim(o);
+          this.#publish(o);
+        }
+        if (o.dropped > 0) this.c.overflowMarkersUnsent++;
+      }
       await this.journal.close();
       this.#quarantine.close();
       this.#gaps.close();
