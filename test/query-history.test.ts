@@ -51,6 +51,24 @@ describe('QueryHistory', () => {
     await again.close();
   });
 
+  test('file lines are exactly JSON.stringify of the entry (escaping, non-finite numbers); records made during a flush are kept, in order', async () => {
+    const file = join(dir, 'h3', 'history.ndjson');
+    const h = await QueryHistory.open({ file, perKey: 10, flushMs: 60_000 });
+    const odd = 'q="a\\b"&s=\u00e9\ud83d\ude00&c=\u0001';
+    h.record('k1', T + 1, 'historical', odd, 200, 12, 0.125);
+    h.record('k2', T + 1, 'latest', 'symbols=MNQ', 403, NaN, Infinity);
+    const first = h.flush();
+    for (let i = 0; i < 5000; i++) h.record('k1', T + 2 + i, 'latest', `i=${i}`, 200, 1, 0.5); // while the first flush runs
+    await first;
+    await h.close();
+    const text = readFileSync(file, 'utf8');
+    const lines = text.trimEnd().split('\n');
+    expect(lines).toHaveLength(5002);
+    expect(lines[0]).toBe(JSON.stringify({ key: 'k1', t: new Date(T + 1).toISOString(), route: 'historical', params: odd, status: 200, rows: 12, ms: 0.125 }));
+    expect(lines[1]).toBe(JSON.stringify({ key: 'k2', t: new Date(T + 1).toISOString(), route: 'latest', params: 'symbols=MNQ', status: 403, rows: null, ms: null }));
+    lines.slice(2).forEach((l, i) => expect((JSON.parse(l) as { params: string }).params).toBe(`i=${i}`));
+  });
+
   test('more lines than the pending cap in one interval are counted as dropped, memory stays bounded', async () => {
     const file = join(dir, 'h2', 'history.ndjson');
     const h = await QueryHistory.open({ file, perKey: 2, flushMs: 60_000 });
