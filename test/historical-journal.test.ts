@@ -219,8 +219,8 @@ describe('journal listing and the compactor racing a read', () => {
     expect(part.faults).toEqual([]);
     expect(rangesWithout(H12, H15, part.hours)).toEqual([[H12, H13]]);
     const want = inRange(f.expected('NQZ25'), H13, H15);
-    expect(part.ticks.count).toBe(want.length);
-    expect(Array.from(part.ticks.seq.subarray(0, part.ticks.count))).toEqual(want.map((r) => r.seq));
+    expect(part.ticks.length).toBe(want.length);
+    expect(Array.from(part.ticks.seq.subarray(0, part.ticks.length))).toEqual(want.map((r) => r.seq));
   });
 });
 

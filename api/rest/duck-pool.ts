@@ -13,68 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOUBLE, DuckDBConnection, type DuckDBDataChunk, DuckDBInstance, DuckDBTableFunction, TIMESTAMPTZ, UINTEGER, UTINYINT } from '@duckdb/node-api';
 import bindings from '@duckdb/node-bindings';
+import { GrowableTickColumns, type TickRowColumns } from '../../engine/history/tick-columns.ts';
 
 const CHUNK = 2048;
 const TWO32 = 4_294_967_296;
 
 /** Hot rows copied out of the window: owned (non-shared) arrays, `length` rows valid. */
-export class HotSnapshot {
-  tsMicros: Float64Array<ArrayBuffer>;
-  price: Float64Array<ArrayBuffer>;
-  bid: Float64Array<ArrayBuffer>;
-  ask: Float64Array<ArrayBuffer>;
-  size: Uint32Array<ArrayBuffer>;
-  flags: Uint32Array<ArrayBuffer>;
-  seq: Uint32Array<ArrayBuffer>;
-  sourceId: Uint8Array<ArrayBuffer>;
-  length = 0;
-
-  constructor(capacity = 1024) {
-    this.tsMicros = new Float64Array(capacity);
-    this.price = new Float64Array(capacity);
-    this.bid = new Float64Array(capacity);
-    this.ask = new Float64Array(capacity);
-    this.size = new Uint32Array(capacity);
-    this.flags = new Uint32Array(capacity);
-    this.seq = new Uint32Array(capacity);
-    this.sourceId = new Uint8Array(capacity);
-  }
-
-  get capacity(): number { return this.tsMicros.length; }
-
-  /** Make room for `n` rows in total (doubling; keeps the rows held). */
-  reserve(n: number): void {
-    if (n <= this.capacity) return;
-    let c = this.capacity;
-    while (c < n) c *= 2;
-    const grow = <T extends Float64Array<ArrayBuffer> | Uint32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>>(a: T, make: (c: number) => T): T => {
-      const b = make(c);
-      b.set(a.subarray(0, this.length));
-      return b;
-    };
-    this.tsMicros = grow(this.tsMicros, (k) => new Float64Array(k));
-    this.price = grow(this.price, (k) => new Float64Array(k));
-    this.bid = grow(this.bid, (k) => new Float64Array(k));
-    this.ask = grow(this.ask, (k) => new Float64Array(k));
-    this.size = grow(this.size, (k) => new Uint32Array(k));
-    this.flags = grow(this.flags, (k) => new Uint32Array(k));
-    this.seq = grow(this.seq, (k) => new Uint32Array(k));
-    this.sourceId = grow(this.sourceId, (k) => new Uint8Array(k));
-  }
-}
+export class HotSnapshot extends GrowableTickColumns {}
 
 /** Rows a scan table function streams: a HotSnapshot, or journal rows (engine/history) with `length` rows valid. */
-export interface ScanRows {
-  readonly length: number;
-  readonly tsMicros: Float64Array<ArrayBuffer>;
-  readonly price: Float64Array<ArrayBuffer>;
-  readonly bid: Float64Array<ArrayBuffer>;
-  readonly ask: Float64Array<ArrayBuffer>;
-  readonly size: Uint32Array<ArrayBuffer>;
-  readonly flags: Uint32Array<ArrayBuffer>;
-  readonly seq: Uint32Array<ArrayBuffer>;
-  readonly sourceId: Uint8Array<ArrayBuffer>;
-}
+export type ScanRows = Readonly<TickRowColumns>;
 
 const EMPTY: ScanRows = new HotSnapshot(1);
 

@@ -147,10 +147,10 @@ async function planSymbol(s: Services, meta: SymbolMeta, r: Request): Promise<Sy
   const parquetRanges = rangesWithout(r.startUs, cutUs, jp.hours);
   const { files } = await filesFor(s.deps.dataDir, 'ticks', meta.symbol, r.startUs, cutUs, jp.hours);
   const j = jp.ticks;
-  const journal: ScanRows = { length: j.count, tsMicros: j.tsMicros, price: j.price, bid: j.bid, ask: j.ask, size: j.size, flags: j.flags, seq: j.seq, sourceId: j.sourceId };
+  const journal: ScanRows = j;
   return {
     meta, snap, journal, journalHours: jp.hours,
-    plan: { tickFiles: files, parquetRanges, startUs: r.startUs, cutUs, endUs: r.endUs, hotRows: snap.length, journalRows: j.count },
+    plan: { tickFiles: files, parquetRanges, startUs: r.startUs, cutUs, endUs: r.endUs, hotRows: snap.length, journalRows: j.length },
   };
 }
 

@@ -120,8 +120,8 @@ export function createParquetHistory(opts: ParquetHistoryOptions): ParquetHistor
 
   /** Journal rows in pages of `pageRows` (views over the transferred columns). */
   function* pages(j: JournalTicks): Generator<TickRows> {
-    for (let a = 0; a < j.count; a += pageRows) {
-      const b = Math.min(j.count, a + pageRows);
+    for (let a = 0; a < j.length; a += pageRows) {
+      const b = Math.min(j.length, a + pageRows);
       yield {
         length: b - a, tsMicros: j.tsMicros.subarray(a, b), price: j.price.subarray(a, b), bid: j.bid.subarray(a, b), ask: j.ask.subarray(a, b),
         size: j.size.subarray(a, b), flags: j.flags.subarray(a, b), seq: j.seq.subarray(a, b), sourceId: j.sourceId.subarray(a, b),

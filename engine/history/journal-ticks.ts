@@ -20,6 +20,7 @@
  * A result holding more than `maxRows` rows stops early with `tooMany` (the caller refuses the query
  * rather than hold unbounded memory).
  */
+import { GrowableTickColumns, type TickRowColumns } from './tick-columns.ts';
 import { isEngineError } from '../errors.ts';
 import type { SlotViews } from '../ring/ring.ts';
 import { JOURNAL_RECORD_BYTES } from '../journal/format.ts';
@@ -52,60 +53,13 @@ export type JournalHourOutcome =
   | { hourStartMicros: number; state: 'missing' }
   | { hourStartMicros: number; state: 'corrupt'; rows: number; code: string; message: string };
 
-/** Rows as columns (`count` valid; the arrays may be longer). */
-export interface JournalTicks {
-  count: number;
-  tsMicros: Float64Array<ArrayBuffer>;
-  price: Float64Array<ArrayBuffer>;
-  bid: Float64Array<ArrayBuffer>;
-  ask: Float64Array<ArrayBuffer>;
-  size: Uint32Array<ArrayBuffer>;
-  flags: Uint32Array<ArrayBuffer>;
-  seq: Uint32Array<ArrayBuffer>;
-  sourceId: Uint8Array<ArrayBuffer>;
-}
+/** Rows as columns (`length` valid; the arrays may be longer). */
+export type JournalTicks = TickRowColumns;
 
 export interface JournalTicksResult extends JournalTicks {
   kind: 'journal-ticks';
   hours: JournalHourOutcome[];
   tooMany: boolean;
-}
-
-/** Growable columns (doubling). */
-class Cols implements JournalTicks {
-  count = 0;
-  tsMicros: Float64Array<ArrayBuffer>;
-  price: Float64Array<ArrayBuffer>;
-  bid: Float64Array<ArrayBuffer>;
-  ask: Float64Array<ArrayBuffer>;
-  size: Uint32Array<ArrayBuffer>;
-  flags: Uint32Array<ArrayBuffer>;
-  seq: Uint32Array<ArrayBuffer>;
-  sourceId: Uint8Array<ArrayBuffer>;
-
-  constructor(cap: number) {
-    this.tsMicros = new Float64Array(cap);
-    this.price = new Float64Array(cap);
-    this.bid = new Float64Array(cap);
-    this.ask = new Float64Array(cap);
-    this.size = new Uint32Array(cap);
-    this.flags = new Uint32Array(cap);
-    this.seq = new Uint32Array(cap);
-    this.sourceId = new Uint8Array(cap);
-  }
-
-  grow(): void {
-    const cap = this.tsMicros.length * 2;
-    const g = <T extends Float64Array<ArrayBuffer> | Uint32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>>(a: T, b: T): T => { b.set(a); return b; };
-    this.tsMicros = g(this.tsMicros, new Float64Array(cap));
-    this.price = g(this.price, new Float64Array(cap));
-    this.bid = g(this.bid, new Float64Array(cap));
-    this.ask = g(this.ask, new Float64Array(cap));
-    this.size = g(this.size, new Uint32Array(cap));
-    this.flags = g(this.flags, new Uint32Array(cap));
-    this.seq = g(this.seq, new Uint32Array(cap));
-    this.sourceId = g(this.sourceId, new Uint8Array(cap));
-  }
 }
 
 /** Sort rows [a, b) of `c` by (ts, seq), stable (journal order breaks ties); no-op when already sorted. */
@@ -132,7 +86,7 @@ export function sortRange(c: JournalTicks, a: number, b: number): void {
 
 /** Read the task's hours (see the module comment). Synchronous: run it off the uWS thread. */
 export function readJournalTicks(t: JournalTicksTask): JournalTicksResult {
-  const out = new Cols(4096);
+  const out = new GrowableTickColumns(4096);
   const hours: JournalHourOutcome[] = [];
   const sym = t.symbolId;
   const from = t.fromMicros;
@@ -155,9 +109,9 @@ export function readJournalTicks(t: JournalTicksTask): JournalTicksResult {
       if (!(ts >= from && ts < to)) continue;
       const price = f64[q + (TRADE_PRICE_BYTE >> 3)] as number;
       if (tradesOnly && Number.isNaN(price)) continue;
-      let k = out.count;
+      let k = out.length;
       if (k >= t.maxRows) { tooMany = true; return; }
-      if (k === out.tsMicros.length) out.grow();
+      if (k === out.capacity) out.reserve(k + 1);
       const w = b >> 2;
       out.tsMicros[k] = ts;
       out.price[k] = price;
@@ -167,28 +121,24 @@ export function readJournalTicks(t: JournalTicksTask): JournalTicksResult {
       out.flags[k] = u32[w + (TRADE_FLAGS_BYTE >> 2)] as number;
       out.seq[k] = u32[w + (SEQ_BYTE >> 2)] as number;
       out.sourceId[k] = u8[b + SOURCE_ID_BYTE] as number;
-      out.count = ++k;
+      out.length = ++k;
     }
   };
   for (const h of t.hours) {
     if (tooMany) break;
-    const first = out.count;
+    const first = out.length;
     try {
       const r = walkJournalBlocksSync(h.path, h.hourStartMicros, visit, { chunkBytes: 4 << 20 });
-      hours.push({ hourStartMicros: h.hourStartMicros, state: 'read', records: r.records, rows: out.count - first, tailBytes: r.tailBytes });
+      hours.push({ hourStartMicros: h.hourStartMicros, state: 'read', records: r.records, rows: out.length - first, tailBytes: r.tailBytes });
     } catch (err) {
-      if (isEngineError(err, 'ENGINE_ERR_FILE_IO') && err.detail.errno === 'ENOENT' && out.count === first) {
+      if (isEngineError(err, 'ENGINE_ERR_FILE_IO') && err.detail.errno === 'ENOENT' && out.length === first) {
         hours.push({ hourStartMicros: h.hourStartMicros, state: 'missing' });
       } else {
         const code = isEngineError(err) ? err.code : 'ENGINE_ERR';
-        hours.push({ hourStartMicros: h.hourStartMicros, state: 'corrupt', rows: out.count - first, code, message: err instanceof Error ? err.message : String(err) });
+        hours.push({ hourStartMicros: h.hourStartMicros, state: 'corrupt', rows: out.length - first, code, message: err instanceof Error ? err.message : String(err) });
       }
     }
-    sortRange(out, first, out.count);
+    sortRange(out, first, out.length);
   }
-  return { kind: 'journal-ticks', ...columnsOf(out), hours, tooMany };
-}
-
-function columnsOf(c: Cols): JournalTicks {
-  return { count: c.count, tsMicros: c.tsMicros, price: c.price, bid: c.bid, ask: c.ask, size: c.size, flags: c.flags, seq: c.seq, sourceId: c.sourceId };
+  return { kind: 'journal-ticks', ...out.toPlain(), hours, tooMany };
 }

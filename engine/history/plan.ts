@@ -11,6 +11,7 @@
 import { HOUR_MICROS } from '../journal/format.ts';
 import { listJournalHours, type JournalReader } from './journal-reader.ts';
 import type { JournalHourRef, JournalTicks } from './journal-ticks.ts';
+import { GrowableTickColumns } from './tick-columns.ts';
 
 export type Range = readonly [number, number];
 
@@ -22,7 +23,7 @@ export interface HistoryFault {
 }
 
 export interface JournalPart {
-  /** Rows from the journal, in (ts, seq) order (count 0 when none). */
+  /** Rows from the journal, in (ts, seq) order (length 0 when none). */
   ticks: JournalTicks;
   /** Hour starts answered from the journal: Parquet rows of these hours must be ignored. */
   hours: Set<number>;
@@ -32,10 +33,7 @@ export interface JournalPart {
   tooMany: boolean;
 }
 
-const EMPTY: JournalTicks = {
-  count: 0, tsMicros: new Float64Array(0), price: new Float64Array(0), bid: new Float64Array(0), ask: new Float64Array(0),
-  size: new Uint32Array(0), flags: new Uint32Array(0), seq: new Uint32Array(0), sourceId: new Uint8Array(0),
-};
+const EMPTY: JournalTicks = new GrowableTickColumns(0).toPlain();
 
 export interface JournalPartOptions {
   reader: JournalReader;
