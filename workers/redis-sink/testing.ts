@@ -31,9 +31,12 @@ export function writeTestRecord(v: SlotViews, b: number, t: TestTrade): void {
     t.size, t.flags ?? TradeFlag.SIDE_BUY, 0, 0, t.seq, 1);
 }
 
-/** Deterministic trades for `symbolIds`, `perMs` per millisecond (same-ms order in the µs digits, Sierra style), ending near `endMs`. */
-export function makeTrades(n: number, symbolIds: readonly number[], endMs: number, sourceId = 1, perMs = 3): TestTrade[] {
-  const out: TestTrade[] = [];
+/**
+ * The deterministic trade sequence behind makeTrades / writeTrades: `perMs` trades per millisecond (same-ms order in
+ * the µs digits, Sierra style), round robin over `symbolIds`, seq per symbol from 1, ending near `endMs`.
+ */
+function eachTrade(n: number, symbolIds: readonly number[], endMs: number, perMs: number,
+  fn: (i: number, symbolId: number, seq: number, tsMicros: number, price: number, size: number, flags: number) => void): void {
   const startMs = endMs - Math.ceil(n / perMs) - 1;
   const seqs = new Map<number, number>();
   for (let i = 0; i < n; i++) {
@@ -41,11 +44,14 @@ export function makeTrades(n: number, symbolIds: readonly number[], endMs: numbe
     const seq = (seqs.get(sym) ?? 0) + 1;
     seqs.set(sym, seq);
     const ms = startMs + Math.floor(i / perMs);
-    out.push({
-      sourceId, symbolId: sym, seq, tsMicros: ms * 1000 + (i % perMs), price: 21_000 + ((i * 7) % 400) * 0.25, size: 1 + (i % 9),
-      flags: i % 2 === 0 ? TradeFlag.SIDE_BUY : TradeFlag.SIDE_SELL,
-    });
+    fn(i, sym, seq, ms * 1000 + (i % perMs), 21_000 + ((i * 7) % 400) * 0.25, 1 + (i % 9), i % 2 === 0 ? TradeFlag.SIDE_BUY : TradeFlag.SIDE_SELL);
   }
+}
+
+/** Deterministic trades for `symbolIds` (see eachTrade) as objects. */
+export function makeTrades(n: number, symbolIds: readonly number[], endMs: number, sourceId = 1, perMs = 3): TestTrade[] {
+  const out: TestTrade[] = [];
+  eachTrade(n, symbolIds, endMs, perMs, (_i, symbolId, seq, tsMicros, price, size, flags) => { out.push({ sourceId, symbolId, seq, tsMicros, price, size, flags }); });
   return out;
 }
 
@@ -54,17 +60,9 @@ export function makeTrades(n: number, symbolIds: readonly number[], endMs: numbe
  * `v` (no object per trade: for benchmarks of millions of records).
  */
 export function writeTrades(v: SlotViews, n: number, symbolIds: readonly number[], endMs: number, sourceId = 1, perMs = 3): void {
-  const startMs = endMs - Math.ceil(n / perMs) - 1;
-  const seqs = new Map<number, number>();
-  for (let i = 0; i < n; i++) {
-    const sym = symbolIds[i % symbolIds.length]!;
-    const seq = (seqs.get(sym) ?? 0) + 1;
-    seqs.set(sym, seq);
-    const ms = startMs + Math.floor(i / perMs);
-    const price = 21_000 + ((i * 7) % 400) * 0.25;
-    writeTrade(v, i * RECORD_SLOT_BYTES, RecordKind.TRADE, sourceId, sym, seq, ms * 1000 + (i % perMs), price, price - 0.25, price + 0.25, 1 + (i % 9),
-      i % 2 === 0 ? TradeFlag.SIDE_BUY : TradeFlag.SIDE_SELL, 0, 0, seq, 1);
-  }
+  eachTrade(n, symbolIds, endMs, perMs, (i, sym, seq, ts, price, size, flags) => {
+    writeTrade(v, i * RECORD_SLOT_BYTES, RecordKind.TRADE, sourceId, sym, seq, ts, price, price - 0.25, price + 0.25, size, flags, 0, 0, seq, 1);
+  });
 }
 
 export function makeRegistry(symbols: readonly string[]): { registry: SymbolRegistry; ids: number[] } {
