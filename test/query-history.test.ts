@@ -44,6 +44,7 @@ describe('QueryHistory', () => {
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(4);
     expect(lines[3]).toEqual({ key: 'odd', t: new Date(T + 3).toISOString(), route: 'realtime', params: 'limit=3', status: 200, rows: 3, ms: 1.25 });
+    appendFileSync(file, '{"key":"odd","t":"not a time","route":"x","params":"bad","status":200,"rows":0,"ms":0}\n'); // skipped, not an Invalid Date
     appendFileSync(file, '{"key":"odd","t":"2026-');
     const again = await QueryHistory.open({ file, perKey: 5, flushMs: 60_000 });
     expect(again.list('odd', 10).map((e) => e.params)).toEqual(['limit=3', 'limit=1']);
