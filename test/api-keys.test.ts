@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { ensureLocalKey, KeyStore, KEYS_FILE } from '../api/auth/keystore.ts';
+import fc from 'fast-check';
+import { ensureLocalKey, isKeyText, KEY_RE, KeyStore, KEYS_FILE } from '../api/auth/keystore.ts';
 import { get, startFixture, type Fixture } from './api-fixture.ts';
 
 vi.mock('node:crypto', async (importOriginal) => {
@@ -69,16 +70,29 @@ describe('KeyStore', () => {
     expect(tse).toHaveBeenCalledTimes(3);
     expect(ks.authenticate(`tpk_000000000000_${key.slice(-43)}`)).toBeNull(); // unknown id: still compared (dummy digest)
     expect(tse).toHaveBeenCalledTimes(4); // tampered: against the verified secret, then against the hash
-    expect(tse.mock.calls.map((c) => [(c[0] as Buffer).length, (c[1] as Buffer).length])).toEqual([[32, 32], [43, 43], [32, 32], [32, 32]]);
+    expect(tse.mock.calls.map((c) => [(c[0] as Buffer).length, (c[1] as Buffer).length])).toEqual([[32, 32], [60, 60], [32, 32], [32, 32]]);
     expect(ks.authenticate(key)?.keyId).toBe(info.id); // verified secret: constant-time compare, no hash
     expect(tse).toHaveBeenCalledTimes(5);
-    expect((tse.mock.calls[4]?.[0] as Buffer).length).toBe(43);
+    expect((tse.mock.calls[4]?.[0] as Buffer).length).toBe(60); // the whole key text (tpk_ + id + _ + secret)
     for (const bad of ['', 'x', key + 'x', key.replace('tpk_', 'tpx_'), `${key} `, '\u0000'.repeat(70)]) expect(ks.authenticate(bad)).toBeNull();
     expect(ks.authenticate(undefined)).toBeNull();
     expect(ks.revokeSync(info.id)).toBe(true);
     expect(ks.authenticate(key)).toBeNull();
     expect(ks.revokeSync(info.id)).toBe(false);
     ks.close();
+  });
+
+  test('isKeyText (the per-request format check without a regex) agrees with KEY_RE', () => {
+    const idChar = fc.constantFrom(...'0123456789abcdef'.split(''));
+    const secretChar = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split(''));
+    const wellFormed = fc.tuple(fc.array(idChar, { minLength: 12, maxLength: 12 }), fc.array(secretChar, { minLength: 43, maxLength: 43 }))
+      .map(([id, sec]) => `tpk_${id.join('')}_${sec.join('')}`);
+    // well-formed keys, each with one character replaced by anything (often still well-formed, often not)
+    const mutated = fc.tuple(wellFormed, fc.nat(59), fc.string({ minLength: 0, maxLength: 2 })).map(([k, i, c]) => k.slice(0, i) + c + k.slice(i + 1));
+    fc.assert(fc.property(fc.oneof(wellFormed, mutated, fc.string({ maxLength: 70 })), (t) => isKeyText(t) === KEY_RE.test(t)), { numRuns: 5000 });
+    expect(isKeyText(`tpk_0123456789ab_${'A'.repeat(43)}`)).toBe(true);
+    expect(isKeyText(`tpk_0123456789AB_${'A'.repeat(43)}`)).toBe(false); // upper-case hex is not the format
+    expect(isKeyText(`tpk_0123456789ab_${'A'.repeat(42)}=`)).toBe(false);
   });
 
   test('bad specs are refused with a coded error', () => {

@@ -26,11 +26,9 @@ export class Guard {
    * tracked for bad keys, or this key is bad), which keeps the common path free of the address lookup.
    * Call synchronously in the handler (a uWS response is only valid there).
    */
-  authorize(token: string | undefined, addrIn: string | (() => string), scope: Scope): Principal {
+  authorize(token: string | undefined, addrIn: AddressSource, scope: Scope): Principal {
     const now = this.#now();
-    let addr = typeof addrIn === 'string' ? addrIn : null;
-    const address = (): string => (addr ??= (addrIn as () => string)());
-    const blocked = this.badKeys.tracking ? this.badKeys.blockedFor(address(), now) : 0;
+    const blocked = this.badKeys.tracking ? this.badKeys.blockedFor(addressOf(addrIn), now) : 0;
     if (blocked > 0) {
       this.counts.badKeyBlocked++;
       throw new ApiError(429, 'TOO_MANY_BAD_KEYS', `too many requests with a bad API key from this address; retry in ${blocked} s`, { 'retry-after': String(blocked) });
@@ -42,7 +40,7 @@ export class Guard {
     const p = this.#auth.authenticate(token);
     if (p === null) {
       this.counts.unauthorized++;
-      this.badKeys.fail(address(), now);
+      this.badKeys.fail(addressOf(addrIn), now);
       throw new ApiError(401, 'UNKNOWN_KEY', 'the API key is unknown or revoked', { 'www-authenticate': 'Bearer error="invalid_token"' });
     }
     if (!hasScope(p, scope)) {
@@ -56,6 +54,16 @@ export class Guard {
     }
     return p;
   }
+}
+
+/**
+ * Where the peer address comes from: the text itself, a function, or an object that looks it up (and keeps
+ * it) on demand; the last two are asked only when the address matters, at most twice per request.
+ */
+export type AddressSource = string | (() => string) | { address(): string };
+
+function addressOf(a: AddressSource): string {
+  return typeof a === 'string' ? a : typeof a === 'function' ? a() : a.address();
 }
 
 export function hasScope(p: Principal, scope: Scope): boolean {

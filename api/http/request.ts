@@ -117,12 +117,35 @@ export function parseTimeMicros(v: string): number | null {
 /** `Authorization: Bearer <key>` (or `X-API-Key`); undefined when absent. Read inside the handler. */
 export function bearerToken(req: HttpRequest): string | undefined {
   const h = req.getHeader('authorization');
-  if (h !== '') {
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
-    return m ? m[1] : h; // a malformed header is an unknown key (401), never a crash
-  }
+  if (h !== '') return bearerOf(h);
   const k = req.getHeader('x-api-key');
   return k === '' ? undefined : k;
+}
+
+const isBlank = (c: number): boolean => c === 0x20 || c === 0x09;
+/** Not matched by the regex class \s (ECMAScript WhiteSpace + LineTerminator). */
+const isVisible = (c: number): boolean => c > 0x20 ? (c < 0xa0 || !(c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 ||
+  c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff)) : !(c === 0x20 || (c >= 0x09 && c <= 0x0d));
+
+/**
+ * The token of an Authorization header value: `Bearer` (any case), blanks, one run of non-blank characters,
+ * optional trailing blanks (what /^Bearer[ \t]+(\S+)[ \t]*$/i captures); anything else is returned whole
+ * (a malformed header is an unknown key, 401, never a crash). Hand-written: it runs for every request and a
+ * regex match allocates its result.
+ */
+export function bearerOf(h: string): string {
+  const n = h.length;
+  if (n < 8 || (h.charCodeAt(0) | 0x20) !== 0x62 || (h.charCodeAt(1) | 0x20) !== 0x65 || (h.charCodeAt(2) | 0x20) !== 0x61 ||
+    (h.charCodeAt(3) | 0x20) !== 0x72 || (h.charCodeAt(4) | 0x20) !== 0x65 || (h.charCodeAt(5) | 0x20) !== 0x72 || !isBlank(h.charCodeAt(6))) return h;
+  let a = 7;
+  while (a < n && isBlank(h.charCodeAt(a))) a++;
+  let b = a;
+  while (b < n && isVisible(h.charCodeAt(b))) b++;
+  if (b === a) return h;
+  let e = b;
+  while (e < n && isBlank(h.charCodeAt(e))) e++;
+  if (e !== n) return h;
+  return a === 7 && b === n ? h.substring(7) : h.substring(a, b);
 }
 
 const textDecoder = new TextDecoder();

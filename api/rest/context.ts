@@ -44,34 +44,93 @@ export interface RouteCtx extends ReqCtx {
 
 export type RouteHandler = (res: HttpResponse, req: HttpRequest, ctx: RouteCtx) => void | Promise<void>;
 
-/** Wrap a handler: `name` labels metrics and history; `scope` null = no key needed. */
+/**
+ * The context of one request, as a class so that the common path allocates one object and no closure:
+ * `done` is a method (called by `finish`), the peer address is looked up through `address()` only when the
+ * guard needs it, and the abort handler (uWS wants a function per response) is made only for a handler that
+ * has not answered by the time it returns (see `route`).
+ */
+class RouteContext implements RouteCtx {
+  aborted = false;
+  principal: Principal | null = null;
+  query: string;
+  addr = '';
+  streaming = false;
+  cors: string | undefined = undefined;
+  rows: number | undefined = undefined;
+  finished: boolean | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+  sync = true;
+  readonly #s: Services;
+  readonly #name: string;
+  readonly #t0: number;
+  #res: HttpResponse | null;
+
+  constructor(s: Services, name: string, t0: number, res: HttpResponse, query: string) {
+    this.#s = s;
+    this.#name = name;
+    this.#t0 = t0;
+    this.#res = res;
+    this.query = query;
+  }
+
+  /** The peer address (read from the response while the handler runs; '' later, 'unknown' when unreadable). */
+  address(): string {
+    if (this.addr === '' && this.#res !== null) this.addr = remoteAddress(this.#res);
+    return this.addr;
+  }
+
+  /** The handler returned: the response may no longer be read synchronously. */
+  detach(): void {
+    this.#res = null;
+    this.sync = false;
+  }
+
+  done(status: number, rows: number): void {
+    const ms = performance.now() - this.#t0;
+    const s = this.#s;
+    s.metrics.observeHttp(this.#name, status, ms / 1000);
+    const p = this.principal;
+    if (p !== null) s.history.record(p.keyId, Date.now() - ms, this.#name, redactParams(this.query), status, rows, Math.round(ms * 1000) / 1000);
+  }
+
+  /** The abort handler for a handler that answers later. */
+  abortHandler(): () => void {
+    return () => {
+      this.aborted = true;
+      this.onAbort?.();
+      if (this.finished !== true) accountAbort(this);
+    };
+  }
+}
+
+/**
+ * Wrap a handler: `name` labels metrics and history; `scope` null = no key needed.
+ *
+ * uWS needs `onAborted` only for a response that is still open when the handler returns; one answered
+ * synchronously (the latest route, every 4xx from the guard) never gets one, which keeps closures off the
+ * path that bots poll tens of thousands of times a second.
+ */
 export function route(s: Services, name: string, scope: Scope | null, handler: RouteHandler): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
-    const t0 = performance.now();
-    const ctx: RouteCtx = { aborted: false, principal: null, query: '', addr: '', streaming: false };
-    res.onAborted(() => {
-      ctx.aborted = true;
-      ctx.onAbort?.();
-      if (ctx.finished !== true) accountAbort(ctx);
-    });
+    const ctx = new RouteContext(s, name, performance.now(), res, req.getQuery() ?? '');
     const origin = req.getHeader('origin');
     if (origin !== '') ctx.cors = s.cors(origin);
-    ctx.query = req.getQuery() ?? '';
-    ctx.done = (status, rows) => {
-      const ms = performance.now() - t0;
-      s.metrics.observeHttp(name, status, ms / 1000);
-      const p = ctx.principal;
-      if (p !== null) s.history.record(p.keyId, Date.now() - ms, name, redactParams(ctx.query), status, rows, Math.round(ms * 1000) / 1000);
-    };
+    let r: void | Promise<void> = undefined;
     try {
-      if (scope !== null) {
-        ctx.principal = s.guard.authorize(bearerToken(req), () => (ctx.addr = remoteAddress(res)), scope);
-      }
-      const r = handler(res, req, ctx);
-      if (r !== undefined) r.catch((err: unknown) => { failLate(res, ctx, err); });
+      if (scope !== null) ctx.principal = s.guard.authorize(bearerToken(req), ctx, scope);
+      r = handler(res, req, ctx);
     } catch (err) {
       failLate(res, ctx, err);
     }
+    ctx.detach();
+    if (ctx.finished !== true && !ctx.aborted) {
+      // still open (an async handler, or a stream): uWS must be told before we return
+      try {
+        res.onAborted(ctx.abortHandler());
+      } catch { /* a handler ended the response without `finish`: nothing left to watch */ }
+    }
+    if (r !== undefined) r.catch((err: unknown) => { failLate(res, ctx, err); });
   };
 }
 

@@ -19,12 +19,11 @@
  * string is kept too (a pure function of the string), and the one-symbol path allocates next to nothing
  * (the route is polled tens of thousands of times a second: garbage there is GC pauses in its p99).
  */
-import type { HttpResponse } from 'uWebSockets.js';
 import { engineError } from '../../engine/errors.ts';
 import { LatestSnapshot, READ_JSON_ROUNDS } from '../../engine/latest/latest-table.ts';
 import type { SymbolMeta } from '../../engine/symbols/registry.ts';
 import { Query } from '../http/request.ts';
-import { finish, sendJsonText, writeHead, type ReqCtx } from '../http/respond.ts';
+import { sendJsonText } from '../http/respond.ts';
 import { resolveSymbol, type RouteHandler, type Services } from './context.ts';
 
 /** ISO 8601 UTC with 6 fractional digits (as microsToIso), reusing the formatted date across calls. */
@@ -146,14 +145,6 @@ export function latestRoute(s: Services): RouteHandler {
     for (let round = 0; round < READ_JSON_ROUNDS && !ok; round++) ok = latest.read(meta.id, snap);
     if (!ok) throw engineError('ENGINE_ERR_TIMEOUT', `latest slot of ${meta.symbol} stayed mid-write`, { symbol: meta.symbol });
   };
-  // one cork callback for every one-symbol answer instead of a closure per request: it sends what these hold
-  let curRes: HttpResponse | null = null;
-  let curCtx: ReqCtx | null = null;
-  let curBody: Uint8Array | null = null;
-  const writeBody = (): void => {
-    writeHead(curRes as HttpResponse, curCtx as ReqCtx, 200, 'application/json');
-    (curRes as HttpResponse).end(curBody as Uint8Array);
-  };
   return (res, _req, ctx) => {
     const syms = symbolsOf(ctx.query);
     if (syms.length === 1) { // the common poll: the whole body can come from the cache
@@ -167,14 +158,7 @@ export function latestRoute(s: Services): RouteHandler {
           sendJsonText(res, ctx, 200, `{"data":[${entry}]}`);
           return;
         }
-        if (ctx.aborted) return;
-        curRes = res; curCtx = ctx; curBody = cache.body(meta.id);
-        try {
-          res.cork(writeBody);
-        } finally {
-          curRes = null; curCtx = null; curBody = null;
-        }
-        finish(ctx, 200);
+        sendJsonText(res, ctx, 200, cache.body(meta.id));
         return;
       }
     }
