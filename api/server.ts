@@ -59,8 +59,8 @@ const GET_ROUTES = [
   '/api/v1/depth', '/api/v1/gaps', '/api/v1/quarantine', '/api/v1/keys/:id/history',
 ];
 
-function corsFn(origins: ApiOptions['corsOrigins']): (origin: string) => string | undefined {
-  if (origins === undefined) return () => undefined;
+function corsFn(origins: ApiOptions['corsOrigins']): ((origin: string) => string | undefined) | null {
+  if (origins === undefined) return null;
   if (origins === '*') return () => '*';
   const set = new Set(origins);
   return (o) => (set.has(o) ? o : undefined);
@@ -129,7 +129,7 @@ export async function createApi(deps: ApiDeps, opts: ApiOptions = {}, attach?: A
   // CORS preflight
   app.options('/*', (res: HttpResponse, req: HttpRequest) => {
     const origin = req.getHeader('origin');
-    const allow = origin === '' ? undefined : s.cors(origin);
+    const allow = origin === '' || s.cors === null ? undefined : s.cors(origin);
     res.cork(() => {
       res.writeStatus(STATUS_LINE[204] as string);
       if (allow !== undefined) {

@@ -302,7 +302,7 @@ export const run: BenchSuite = async ({ quick }) => {
     const history = await QueryHistory.open({ file: null });
     const services: Services = {
       deps, guard: new Guard(keystore, () => T_NOW, 20), history, metrics: new ApiMetrics({ processMetrics: false }),
-      duck: () => DuckPool.open({ connections: 1 }), hotPage: createHotPage(), maxBodyBytes: 1 << 20, cors: () => undefined,
+      duck: () => DuckPool.open({ connections: 1 }), hotPage: createHotPage(), maxBodyBytes: 1 << 20, cors: null,
     };
     const handler = route(services, 'ticks/latest', 'realtime', latestRoute(services));
     const res = fakeRes();

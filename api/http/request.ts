@@ -123,15 +123,13 @@ export function bearerToken(req: HttpRequest): string | undefined {
 }
 
 const isBlank = (c: number): boolean => c === 0x20 || c === 0x09;
-/** Not matched by the regex class \s (ECMAScript WhiteSpace + LineTerminator). */
-const isVisible = (c: number): boolean => c > 0x20 ? (c < 0xa0 || !(c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 ||
-  c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff)) : !(c === 0x20 || (c >= 0x09 && c <= 0x0d));
 
 /**
- * The token of an Authorization header value: `Bearer` (any case), blanks, one run of non-blank characters,
- * optional trailing blanks (what /^Bearer[ \t]+(\S+)[ \t]*$/i captures); anything else is returned whole
- * (a malformed header is an unknown key, 401, never a crash). Hand-written: it runs for every request and a
- * regex match allocates its result.
+ * The token of an Authorization header value `Bearer <token>` (`Bearer` in any case, blanks around the
+ * token); anything else is returned whole (a malformed header is an unknown key, 401, never a crash).
+ * Where /^Bearer[ \t]+(\S+)[ \t]*$/i matches, the result is its capture; where it does not, the result is
+ * the header itself or a text with a blank or other space inside, neither of which can be a key. The
+ * token's characters are not scanned here (the key check does that): this runs for every request.
  */
 export function bearerOf(h: string): string {
   const n = h.length;
@@ -139,13 +137,9 @@ export function bearerOf(h: string): string {
     (h.charCodeAt(3) | 0x20) !== 0x72 || (h.charCodeAt(4) | 0x20) !== 0x65 || (h.charCodeAt(5) | 0x20) !== 0x72 || !isBlank(h.charCodeAt(6))) return h;
   let a = 7;
   while (a < n && isBlank(h.charCodeAt(a))) a++;
-  let b = a;
-  while (b < n && isVisible(h.charCodeAt(b))) b++;
-  if (b === a) return h;
-  let e = b;
-  while (e < n && isBlank(h.charCodeAt(e))) e++;
-  if (e !== n) return h;
-  return a === 7 && b === n ? h.substring(7) : h.substring(a, b);
+  let b = n;
+  while (b > a && isBlank(h.charCodeAt(b - 1))) b--;
+  return b === a ? h : h.substring(a, b);
 }
 
 const textDecoder = new TextDecoder();

@@ -28,8 +28,8 @@ export interface Services {
   /** Page buffer for hot window reads (one per app; used synchronously only). */
   readonly hotPage: HotColumns;
   readonly maxBodyBytes: number;
-  /** Access-Control-Allow-Origin for a request Origin, or undefined. */
-  cors(origin: string): string | undefined;
+  /** Access-Control-Allow-Origin for a request Origin, or undefined; null: CORS is off (the Origin header is not even read). */
+  readonly cors: ((origin: string) => string | undefined) | null;
 }
 
 export interface RouteCtx extends ReqCtx {
@@ -43,6 +43,19 @@ export interface RouteCtx extends ReqCtx {
 }
 
 export type RouteHandler = (res: HttpResponse, req: HttpRequest, ctx: RouteCtx) => void | Promise<void>;
+
+/** Wall clock minus monotonic clock, ms; re-read every WALL_EVERY requests (so a stepped system clock shows up soon). */
+let wallOffset = Date.now() - performance.now();
+let wallUses = 0;
+const WALL_EVERY = 1024;
+/** The wall-clock time (Unix ms) of a `performance.now()` reading, without a Date.now() per request. */
+function wallMs(perfMs: number): number {
+  if (++wallUses >= WALL_EVERY) {
+    wallUses = 0;
+    wallOffset = Date.now() - performance.now();
+  }
+  return wallOffset + perfMs;
+}
 
 /**
  * The context of one request, as a class so that the common path allocates one object and no closure:
@@ -91,7 +104,7 @@ class RouteContext implements RouteCtx {
     const s = this.#s;
     s.metrics.observeHttp(this.#name, status, ms / 1000);
     const p = this.principal;
-    if (p !== null) s.history.record(p.keyId, Date.now() - ms, this.#name, redactParams(this.query), status, rows, Math.round(ms * 1000) / 1000);
+    if (p !== null) s.history.record(p.keyId, wallMs(this.#t0), this.#name, redactParams(this.query), status, rows, Math.round(ms * 1000) / 1000);
   }
 
   /** The abort handler for a handler that answers later. */
@@ -114,8 +127,10 @@ class RouteContext implements RouteCtx {
 export function route(s: Services, name: string, scope: Scope | null, handler: RouteHandler): (res: HttpResponse, req: HttpRequest) => void {
   return (res, req) => {
     const ctx = new RouteContext(s, name, performance.now(), res, req.getQuery() ?? '');
-    const origin = req.getHeader('origin');
-    if (origin !== '') ctx.cors = s.cors(origin);
+    if (s.cors !== null) {
+      const origin = req.getHeader('origin');
+      if (origin !== '') ctx.cors = s.cors(origin);
+    }
     let r: void | Promise<void> = undefined;
     try {
       if (scope !== null) ctx.principal = s.guard.authorize(bearerToken(req), ctx, scope);

@@ -23,7 +23,7 @@ function setup(): { registry: SymbolRegistry; latest: LatestTable; ask: (query: 
   const services = { deps: { registry, latest, now: () => NOW_MS } } as unknown as Services;
   const handler = latestRoute(services);
   const ask = (query: string): { status: number; body: string; rows: number } => {
-    let status = '';
+    let status = '200 OK'; // what uWS sends when writeStatus is not called
     let body = '';
     const res = {
       cork(cb: () => void) { cb(); return res; },
