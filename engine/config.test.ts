@@ -58,6 +58,9 @@ describe('engine config', () => {
     [{ TICKPIPE_HOT_CAPACITY: '1000' }, 'TICKPIPE_HOT_CAPACITY'],
     [{ TICKPIPE_HOT_MAX_MB: '1' }, 'TICKPIPE_HOT_MAX_MB'],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
+    [{ TICKPIPE_BACKGROUND_NICE: '20' }, 'TICKPIPE_BACKGROUND_NICE'],
+    [{ TICKPIPE_BACKGROUND_NICE: '-1' }, 'TICKPIPE_BACKGROUND_NICE'],
+    [{ TICKPIPE_BACKGROUND_NICE: 'low' }, 'TICKPIPE_BACKGROUND_NICE'],
   ])('bad value %o is a coded error naming %s', (env, name) => {
     expect(configError(env)).toContain(name);
   });
@@ -66,16 +69,16 @@ describe('engine config', () => {
     const d = loadConfig({});
     expect(d).toMatchObject({
       commitIntervalMs: 100, reorderWindowMs: 500, spikeBand: 0.05, offTick: 'reject', timeGapSec: 300, staleAfterSec: 60,
-      sessionCalendar: 'cme-globex', quarantineFlagged: true, hotCapacity: 1 << 20, hotMaxBytes: 2048 * 1024 * 1024, redisUrl: null,
+      sessionCalendar: 'cme-globex', quarantineFlagged: true, hotCapacity: 1 << 20, hotMaxBytes: 2048 * 1024 * 1024, redisUrl: null, backgroundNice: 10,
     });
     const c = loadConfig({
       TICKPIPE_COMMIT_INTERVAL_MS: '50', TICKPIPE_REORDER_WINDOW_MS: '0', TICKPIPE_SPIKE_BAND: '0.1', TICKPIPE_OFF_TICK: 'flag', TICKPIPE_TIME_GAP_SEC: '0',
       TICKPIPE_STALE_AFTER_SEC: '30', TICKPIPE_SESSION_CALENDAR: '24x7', TICKPIPE_QUARANTINE_FLAGGED: '0', TICKPIPE_HOT_CAPACITY: '65536',
-      TICKPIPE_HOT_MAX_MB: '64', REDIS_URL: 'redis://127.0.0.1:6379/0',
+      TICKPIPE_HOT_MAX_MB: '64', REDIS_URL: 'redis://127.0.0.1:6379/0', TICKPIPE_BACKGROUND_NICE: '0',
     });
     expect(c).toMatchObject({
       commitIntervalMs: 50, reorderWindowMs: 0, spikeBand: 0.1, offTick: 'flag', timeGapSec: 0, staleAfterSec: 30, sessionCalendar: '24x7',
-      quarantineFlagged: false, hotCapacity: 65536, hotMaxBytes: 64 * 1024 * 1024, redisUrl: 'redis://127.0.0.1:6379/0',
+      quarantineFlagged: false, hotCapacity: 65536, hotMaxBytes: 64 * 1024 * 1024, redisUrl: 'redis://127.0.0.1:6379/0', backgroundNice: 0,
     });
   });
 

@@ -210,7 +210,7 @@ export class Engine {
         name: 'redis-sink', entry: new URL('../workers/redis-sink.worker.ts', import.meta.url),
         data: {
           name: 'redis-sink', ring: this.redisRing, registry: this.registry.buffer, status: this.redisStatus,
-          redisUrl: c.redisUrl, dataDir: c.dataDir, sourceNames: { [SCID_SOURCE_ID]: 'sierra' },
+          redisUrl: c.redisUrl, dataDir: c.dataDir, sourceNames: { [SCID_SOURCE_ID]: 'sierra' }, nice: c.backgroundNice,
         },
       });
     }
@@ -222,7 +222,7 @@ export class Engine {
     });
     if (c.compact) this.compaction = new CompactionService({
       dataDir: c.dataDir, journalDir: this.journalDir, sourceName, symbolName,
-      deleteJournalHour: (h, n) => this.deleteJournalHour(h, n), retentionDays: c.retentionDays, threads: 1, spotChecker: this.spotCheck,
+      deleteJournalHour: (h, n) => this.deleteJournalHour(h, n), retentionDays: c.retentionDays, threads: 1, nice: c.backgroundNice, spotChecker: this.spotCheck,
     });
     // Listen first: a taken port fails fast, and /readyz says 503 while the stages start.
     await this.#startApi();

@@ -1,7 +1,8 @@
 /**
  * The Redis sink as a worker thread (workers/redis-sink.worker.ts via spawnWorker), the way the engine
  * runs it: READY, status readable from this thread through the status SAB, STATS messages, drain-then-stop
- * when the ring is STOPPED, 'disabled' without REDIS_URL, FATAL with a coded error for a bad REDIS_URL.
+ * when the ring is STOPPED, 'disabled' without REDIS_URL, FATAL with a coded error for a bad REDIS_URL; its
+ * thread named `tp:redis-sink` and at the nice value it was given.
  */
 import type { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
@@ -14,6 +15,7 @@ import { createRedisSinkStatus, readRedisSinkStatus } from '../workers/redis-sin
 import type { RedisSinkWorkerData } from '../workers/redis-sink/worker-main.ts';
 import { RecordFeeder, deleteKeys, makeRegistry, makeTrades, waitFor } from '../workers/redis-sink/testing.ts';
 import { isWorkerMessage, type WorkerMessage } from '../workers/protocol.ts';
+import { threadsNamed } from '../engine/fixtures/threads.ts';
 
 const ENTRY = new URL('../workers/redis-sink.worker.ts', import.meta.url);
 const URL9 = 'redis://127.0.0.1:6379/9';
@@ -39,8 +41,10 @@ describe('redis-sink worker', () => {
     const kp = `tp-test-w-${process.pid}-${Date.now()}:`;
     const admin = new Redis(URL9);
     try {
-      const { w, messages } = start({ name: 'redis-sink', ring: feeder.ring, registry: registry.buffer, status, redisUrl: URL9, keyPrefix: kp, statsIntervalMs: 50 });
+      const { w, messages } = start({ name: 'redis-sink', ring: feeder.ring, registry: registry.buffer, status, redisUrl: URL9, keyPrefix: kp, statsIntervalMs: 50, nice: 5 });
       await waitForMessage(w, is('READY'), 30_000);
+      // background work: the sink's own thread runs at the nice value it was given (Linux), named for top -H
+      if (process.platform === 'linux') expect(threadsNamed('tp:redis-sink')).toEqual([expect.objectContaining({ nice: 5 })]);
       await waitFor(() => readRedisSinkStatus(status).state === 'live', 15_000, 'live');
       await feeder.push(makeTrades(5000, ids, Date.now()));
       await waitFor(() => readRedisSinkStatus(status).sent === 5000, 20_000, 'sent 5000');

@@ -3,6 +3,7 @@
  * rings); these are lifecycle and cold-path events. The supervisor switches on `code`; an unknown code is
  * a bug.
  */
+import { nameThisThread } from '../engine/thread-priority.ts';
 import { parentPort } from 'node:worker_threads';
 import { toWire, type WireError } from '../engine/errors.ts';
 
@@ -30,6 +31,7 @@ export function post(m: WorkerMessage): void {
  * the supervisor sees both the reason and the exit.
  */
 export function installFatalHandlers(name: string): void {
+  nameThisThread(`tp:${name}`);
   const fatal = (err: unknown): void => {
     post({ code: 'FATAL', name, error: toWire(err) });
     process.exit(1);

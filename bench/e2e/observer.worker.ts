@@ -17,8 +17,10 @@ import { LatestTable } from '../../engine/latest/index.ts';
 import { createTickColumns, WireDecoder } from '../../schemas/wire.ts';
 import { F_TRADE_SEQ, F_TRADE_TS_MICROS } from '../../engine/latest/layout.ts';
 import { latencyHistogram, nowMicros, recordLatency, summarize, tickSum, type ObserverData, type ObserverDone, type WsClientTotals } from './stats.ts';
+import { nameThisThread } from '../../engine/thread-priority.ts';
 
 const d = workerData as ObserverData;
+nameThisThread(`obs:${d.mode}${d.format ? `:${d.format}` : ''}`);
 const h = latencyHistogram();
 const errors: string[] = [];
 /** Latest-table poll interval (TICKPIPE_E2E_LATEST_POLL_MS, default 0.2 ms). */

@@ -8,8 +8,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ScidWriter } from '../../workers/sierra/scid-writer.ts';
 import { basePriceOf, nowMicros, TICK, tickSum, TickGen, type SymbolTotals, type WriterData, type WriterDone } from './stats.ts';
+import { nameThisThread } from '../../engine/thread-priority.ts';
 
 const d = workerData as WriterData;
+nameThisThread('bench:writer');
 const control = new Int32Array(d.control);
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 

@@ -17,6 +17,11 @@ export interface CompactorPoolOptions {
   threads?: number;
   /** Idle threads exit after this many ms (default 60 s; the pool starts them again on demand). */
   idleTimeoutMs?: number;
+  /**
+   * Nice value of the pool threads and of the DuckDB threads they start (0 = normal priority, up to 19;
+   * default 0): compaction is background work (engine/thread-priority.ts).
+   */
+  nice?: number;
 }
 
 export class CompactorPool {
@@ -34,6 +39,7 @@ export class CompactorPool {
       maxThreads: threads,
       idleTimeout: opts.idleTimeoutMs ?? 60_000,
       atomics: 'disabled',
+      env: { ...process.env, TICKPIPE_THREAD_NICE: String(opts.nice ?? 0) },
     });
   }
 

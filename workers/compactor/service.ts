@@ -49,6 +49,8 @@ export interface CompactionServiceOptions {
   retentionDays?: number;
   /** Pool threads (default 1). */
   threads?: number;
+  /** Nice value of the pool threads (CompactorPoolOptions.nice; default 0). */
+  nice?: number;
   /** DuckDB threads per task (default 1). */
   duckdbThreads?: number;
   /** Wall clock in ms (default Date.now). */
@@ -190,7 +192,7 @@ export class CompactionService {
     this.#retryBase = opts.retryBaseMs ?? 1000;
     this.#retryMax = opts.retryMaxMs ?? 300_000;
     this.#ownPool = opts.pool === undefined;
-    this.#pool = opts.pool ?? new CompactorPool({ threads: opts.threads ?? 1 });
+    this.#pool = opts.pool ?? new CompactorPool({ threads: opts.threads ?? 1, nice: opts.nice ?? 0 });
   }
 
   /** Start: one cycle now (closed hours left from before), then at every hour boundary. */

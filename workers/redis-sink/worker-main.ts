@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { toWire } from '../../engine/errors.ts';
 import { installFatalHandlers, post } from '../protocol.ts';
+import { setThreadNice } from '../../engine/thread-priority.ts';
 import { RedisSink, type RedisSinkOptions } from './sink.ts';
 import { SinkStateCode, readRedisSinkStatus } from './status.ts';
 
@@ -17,6 +18,8 @@ export interface RedisSinkWorkerData extends Omit<RedisSinkOptions, 'now' | 'onE
   status: SharedArrayBuffer;
   /** STATS message period (default 1000 ms). */
   statsIntervalMs?: number;
+  /** Nice value of the sink's thread (0 = normal, up to 19; default 0): the Redis mirror is background work. */
+  nice?: number;
 }
 
 function statsOf(sab: SharedArrayBuffer): Record<string, number> {
@@ -30,7 +33,8 @@ export async function runRedisSinkWorker(): Promise<void> {
   const data = workerData as RedisSinkWorkerData;
   const name = data.name;
   installFatalHandlers(name);
-  const { statsIntervalMs = 1000, redisUrl, ...opts } = data;
+  const { statsIntervalMs = 1000, redisUrl, nice = 0, ...opts } = data;
+  if (nice > 0) setThreadNice(nice);
   const sink = new RedisSink({
     ...opts,
     redisUrl: redisUrl === undefined ? process.env.REDIS_URL : redisUrl,
