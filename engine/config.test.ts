@@ -69,7 +69,7 @@ describe('engine config', () => {
     const d = loadConfig({});
     expect(d).toMatchObject({
       commitIntervalMs: 100, reorderWindowMs: 500, spikeBand: 0.05, offTick: 'reject', timeGapSec: 300, staleAfterSec: 60,
-      sessionCalendar: 'cme-globex', quarantineFlagged: true, hotCapacity: 1 << 20, hotMaxBytes: 2048 * 1024 * 1024, redisUrl: null, backgroundNice: 10,
+      sessionCalendar: 'cme-globex', quarantineFlagged: true, hotCapacity: 1 << 20, hotMaxBytes: 2048 * 1024 * 1024, redisUrl: null, backgroundNice: 5,
     });
     const c = loadConfig({
       TICKPIPE_COMMIT_INTERVAL_MS: '50', TICKPIPE_REORDER_WINDOW_MS: '0', TICKPIPE_SPIKE_BAND: '0.1', TICKPIPE_OFF_TICK: 'flag', TICKPIPE_TIME_GAP_SEC: '0',

@@ -65,7 +65,7 @@ export const ENV_SCHEMA = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
   TICKPIPE_COMPACT: bool.default(true),
   TICKPIPE_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(365),
-  TICKPIPE_BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  TICKPIPE_BACKGROUND_NICE: z.coerce.number().int().min(0).max(19).default(5),
 });
 
 export const ENV_HELP: Record<keyof z.infer<typeof ENV_SCHEMA>, string> = {
@@ -96,7 +96,7 @@ export const ENV_HELP: Record<keyof z.infer<typeof ENV_SCHEMA>, string> = {
   REDIS_URL: 'Redis for the stream/latest/pub-sub sink (redis://host:6379/0); unset: no Redis',
   TICKPIPE_COMPACT: 'compact closed journal hours to Parquet inside the engine (1/0); default 1 (0: the journal keeps them, e.g. for tests of the journal itself)',
   TICKPIPE_RETENTION_DAYS: 'Parquet kept this many days, older partitions purged (older queries answer 410); default 365',
-  TICKPIPE_BACKGROUND_NICE: 'CPU nice value (0-19) of background threads (Redis sink, compactor, DuckDB) so ingest, validation and WebSocket fan-out win the cores; 0 = same priority; default 10 (Linux)',
+  TICKPIPE_BACKGROUND_NICE: 'CPU nice value (0-19) of background threads (Redis sink, compactor, DuckDB) so ingest, validation and WebSocket fan-out win the cores; 0 = same priority; default 5 (Linux)',
 };
 
 export interface EngineConfig {

@@ -89,6 +89,38 @@ describe('RedisSink: streams, latest hash, publish', () => {
     expect(s.status()).toMatchObject({ sent: 3000, unknownSymbol: 0, errors: 0, lost: 0, dropped: 0 });
   });
 
+  it('lingers: trades that trickle in go out in a few larger pipelines, none lost; a pipeline\'s worth goes at once', async () => {
+    const { registry, ids } = makeRegistry(['MNQZ25']);
+    const trades = makeTrades(400, ids, Date.now());
+    const run = async (lingerMs: number): Promise<{ batches: number }> => {
+      const f = feeder(null);
+      const s = sink({ ring: f.ring, registry: registry.buffer, keyPrefix: prefix(), lingerMs, lingerRecords: 256 });
+      await waitFor(() => s.state === 'live', 15_000, 'live');
+      const b0 = s.status().batches;
+      // 40 dribbles of 10 trades, ~1 ms apart: what a 10 k ticks/s file source looks like to the sink
+      for (let i = 0; i < 40; i++) {
+        await f.push(trades.slice(i * 10, i * 10 + 10));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await waitFor(() => s.status().sent === 400, 15_000, 'sent 400');
+      expect(s.status()).toMatchObject({ sent: 400, errors: 0, lost: 0, dropped: 0 });
+      return { batches: s.status().batches - b0 };
+    };
+    const eager = await run(0);
+    const lingering = await run(20);
+    // with a 20 ms linger the 40 dribbles (~50 ms on this machine) need only a handful of pipelines
+    expect(lingering.batches).toBeLessThanOrEqual(12);
+    expect(eager.batches).toBeGreaterThanOrEqual(lingering.batches); // (about one per dribble on a quiet machine)
+    // a pipeline's worth does not wait: 300 records at once (over lingerRecords) go out before a 1 s linger could end
+    const f = feeder(null);
+    const s = sink({ ring: f.ring, registry: registry.buffer, keyPrefix: prefix(), lingerMs: 1000, lingerRecords: 256 });
+    await waitFor(() => s.state === 'live', 15_000, 'live');
+    const t0 = performance.now();
+    await f.push(makeTrades(300, ids, Date.now() + 60_000));
+    await waitFor(() => s.status().sent === 300, 15_000, 'sent 300');
+    expect(performance.now() - t0).toBeLessThan(900);
+  });
+
   it('PUBLISHes each live trade on market_data:<source>:trades as JSON {symbol, price, size, side, timestamp, ts_ms, source}', async () => {
     const { registry, ids } = makeRegistry(['MNQZ25', 'ESZ25']);
     const f = feeder(null);

@@ -123,6 +123,8 @@ function engineEnv(s: Setup, ticksPerSymbol: number, redisUrl: string | null, ri
     TICKPIPE_HOT_CAPACITY: String(2 ** Math.ceil(Math.log2(Math.max(65_536, ticksPerSymbol * 1.1)))),
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     ...(ringSlots ? { TICKPIPE_RING_SLOTS: String(ringSlots) } : {}),
+    // the operator's choice of background priority applies to the bench's engine too
+    ...(process.env.TICKPIPE_BACKGROUND_NICE !== undefined ? { TICKPIPE_BACKGROUND_NICE: process.env.TICKPIPE_BACKGROUND_NICE } : {}),
   };
 }
 

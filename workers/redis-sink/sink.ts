@@ -75,6 +75,16 @@ export interface RedisSinkOptions {
   /** Records per pipeline (default 1024). */
   batchRecords?: number;
   /**
+   * Linger: when fewer than `lingerRecords` (default 256) records wait and no pipeline is in flight, wait
+   * this many ms (default 2; 0 = send at once) for more before sending. At a trickle (10 k ticks/s arrive
+   * as ~1 ms dribbles of ~10) this sends a few larger pipelines instead of one per dribble: less CPU in
+   * this thread and in redis-server, for at most `lingerMs` more latency on the Redis mirror. A full
+   * pipeline's worth never waits.
+   */
+  lingerMs?: number;
+  /** See `lingerMs` (default 256). */
+  lingerRecords?: number;
+  /**
    * Pipelines in flight (default 4). More than 2 keeps Redis busy while this thread is off the CPU on a
    * loaded machine (measured, 2 cores shared with Redis and the producer: median 264 k ticks/s with 2,
    * 314 k with 3, 332 k with 4, batches of 1024).
@@ -143,6 +153,10 @@ export class RedisSink {
   readonly #retentionMs: number;
   readonly #trim: '~' | '=';
   readonly #batchRecords: number;
+  readonly #lingerMs: number;
+  readonly #lingerRecords: number;
+  /** The data now in the ring has had its linger: send it. */
+  #lingered = false;
   readonly #maxInFlight: number;
   readonly #stallMs: number;
   readonly #catchUpGiveUpMs: number;
@@ -254,6 +268,8 @@ export class RedisSink {
     };
     this.#retentionMs = int(opts.retentionMs, HOUR_MICROS / 1000, 1000, 366 * 86_400_000, 'retentionMs');
     this.#batchRecords = int(opts.batchRecords, 1024, 1, 65_536, 'batchRecords');
+    this.#lingerMs = int(opts.lingerMs, 2, 0, 1000, 'lingerMs');
+    this.#lingerRecords = int(opts.lingerRecords, 256, 1, 65_536, 'lingerRecords');
     this.#maxInFlight = int(opts.maxInFlight, 4, 1, 64, 'maxInFlight');
     this.#stallMs = int(opts.stallMs, 500, 10, 600_000, 'stallMs');
     this.#catchUpGiveUpMs = int(opts.catchUpGiveUpMs, 10_000, 10, 3_600_000, 'catchUpGiveUpMs');
@@ -409,6 +425,12 @@ export class RedisSink {
     const avail = r.available() - this.#ringUnreleased;
     if (avail > 0) {
       if (this.#registry.size > this.#known) return false; // a symbol registered since: fetch its last ID first
+      if (!this.#lingered && avail < this.#lingerRecords && this.#lingerMs > 0 && this.#pending.length === 0 && !this.#stopRequested && !r.finished) {
+        this.#lingered = true;
+        await delay(this.#lingerMs);
+        return false;
+      }
+      this.#lingered = false;
       const k = Math.min(this.#batchRecords, avail);
       this.#beginBuild();
       const b = this.#newBatch('ring', k);
