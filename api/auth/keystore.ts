@@ -112,7 +112,7 @@ interface Entry {
    * The whole key text (bytes) once its secret has matched the stored hash (memory only, never written;
    * dropped on every reload): later requests compare with it (`diffKey`, constant time) instead of hashing.
    */
-  verified: Buffer | null;
+  verified: Uint8Array | null;
 }
 
 export interface KeyStoreOptions {
@@ -292,7 +292,7 @@ export class KeyStore implements KeyAdmin {
     // constant time in the secret; the same work for a known and an unknown id
     const ok = timingSafeEqual(digest, e === undefined ? DUMMY_DIGEST : e.digest);
     if (!ok || e === undefined || e.stored.revokedAt !== null) { this.failures++; return null; }
-    e.verified = Buffer.from(key); // a copy: the scratch is overwritten by the next check
+    e.verified = new Uint8Array(key); // a copy (a plain Uint8Array: the per-request compare reads it): the scratch is overwritten by the next check
     return e.principal;
   }
 
