@@ -114,9 +114,12 @@ export function parseTimeMicros(v: string): number | null {
   return us;
 }
 
+/** Header names as bytes: uWS takes them without a UTF-8 conversion (a string argument costs a malloc + copy per call). */
+const AUTHORIZATION = new TextEncoder().encode('authorization');
+
 /** `Authorization: Bearer <key>` (or `X-API-Key`); undefined when absent. Read inside the handler. */
 export function bearerToken(req: HttpRequest): string | undefined {
-  const h = req.getHeader('authorization');
+  const h = req.getHeader(AUTHORIZATION);
   if (h !== '') return bearerOf(h);
   const k = req.getHeader('x-api-key');
   return k === '' ? undefined : k;

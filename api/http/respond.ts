@@ -61,10 +61,15 @@ export function finish(ctx: ReqCtx, status: number): void {
   }
 }
 
+// the common header as bytes: uWS takes them without a UTF-8 conversion of each string per call
+const CONTENT_TYPE = new TextEncoder().encode('content-type');
+const APPLICATION_JSON = new TextEncoder().encode('application/json');
+
 /** Write the status line and common headers (call inside a cork). */
 export function writeHead(res: HttpResponse, ctx: ReqCtx, status: number, contentType: string, headers?: Readonly<Record<string, string>>): void {
   if (status !== 200) res.writeStatus(STATUS_LINE[status] ?? `${status}`); // uWS writes 200 OK by itself
-  res.writeHeader('content-type', contentType);
+  if (contentType === 'application/json') res.writeHeader(CONTENT_TYPE, APPLICATION_JSON);
+  else res.writeHeader('content-type', contentType);
   if (ctx.cors !== undefined) res.writeHeader('access-control-allow-origin', ctx.cors).writeHeader('vary', 'Origin');
   if (headers !== undefined) for (const k in headers) res.writeHeader(k, headers[k] as string);
 }
