@@ -5,7 +5,8 @@ import { LatestTable } from '../latest/latest-table.ts';
 import { createRing } from '../ring/ring.ts';
 import * as RL from './layout.ts';
 import { LAYOUT_VERSION_I32, LOCK_I32, SLOT_BYTES, registryBytes } from './layout.ts';
-import { SymbolRegistry, type SymbolInput } from './registry.ts';
+import fc from 'fast-check';
+import { normalizeQuery, SymbolRegistry, type SymbolInput } from './registry.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -264,5 +265,15 @@ describe('lock', () => {
     expect(codeOf(() => r.register('QQQ'))).toBe('ENGINE_ERR_SYMBOL_TABLE_FULL');
     expect(codeOf(() => r.register({ symbol: 'SPY', tickSize: 1 }))).toBe('ENGINE_ERR_BAD_SYMBOL');
     expect(new Int32Array(r.buffer)[LOCK_I32]).toBe(0);
+  });
+});
+
+describe('normalizeQuery', () => {
+  test('is query.trim().toUpperCase() for any text (the fast path only skips texts it cannot change)', () => {
+    const odd = fc.constantFrom(' ', '\t', '\n', '\u00a0', '\ufeff', '\u2028', 'ß', 'µ', 'ÿ', 'ǅ', 'ﬀ', 'a', 'z', 'A', 'Z', '_', '`', '{', '~', '\u007f');
+    const text = fc.array(fc.oneof(odd, fc.string({ maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 3 })), { maxLength: 6 }).map((p) => p.join(''));
+    fc.assert(fc.property(text, (q) => normalizeQuery(q) === q.trim().toUpperCase()), { numRuns: 20_000 });
+    expect(normalizeQuery('MNQ')).toBe('MNQ');
+    expect(normalizeQuery(' mnq ')).toBe('MNQ');
   });
 });

@@ -241,6 +241,17 @@ function validate(sab: unknown): Validated {
   return { ctrl, capacity };
 }
 
+/** A character that trim() or toUpperCase() could change: blanks, controls, lower-case ASCII letters, anything outside ASCII. */
+const NOT_PLAIN_UPPER = /[^\x21-\x60\x7b-\x7e]/;
+
+/**
+ * `query.trim().toUpperCase()`, without the call into ICU for a query that is already upper-case ASCII with
+ * no blanks (MNQ, NQZ25: nearly every query; `resolve` runs for every latest-route request).
+ */
+export function normalizeQuery(query: string): string {
+  return NOT_PLAIN_UPPER.test(query) ? query.trim().toUpperCase() : query;
+}
+
 export class SymbolRegistry {
   readonly buffer: SharedArrayBuffer;
   readonly capacity: number;
@@ -383,7 +394,7 @@ export class SymbolRegistry {
     if (typeof query !== 'string') return 0;
     const exact = this.idOf(query);
     if (exact !== 0) return exact;
-    const q = query.trim().toUpperCase();
+    const q = normalizeQuery(query);
     if (q !== query) {
       const id = this.idOf(q);
       if (id !== 0) return id;
