@@ -179,7 +179,10 @@ function fakeRes(): HttpResponse {
 
 function fakeReq(key: string): HttpRequest {
   const auth = `Bearer ${key}`;
-  return { getHeader: (n: string) => (n === 'authorization' ? auth : ''), getQuery: () => 'symbols=MNQ' } as unknown as HttpRequest;
+  const AUTH = new TextEncoder().encode('authorization');
+  // names come as strings or, on the hot path, as bytes (api/http/request.ts): like uWS, take both
+  const isAuth = (n: string | Uint8Array): boolean => (typeof n === 'string' ? n === 'authorization' : n.length === AUTH.length && n.every((b, i) => b === AUTH[i]));
+  return { getHeader: (n: string | Uint8Array) => (isAuth(n) ? auth : ''), getQuery: () => 'symbols=MNQ' } as unknown as HttpRequest;
 }
 
 const BENCH_SYMBOL = 'NQH26';
