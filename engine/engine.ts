@@ -18,6 +18,7 @@
  * demo, sources (rings DRAINING: they stop reading and publish what they hold), the validator (drains its
  * inputs, commits the journal), then the main-thread drains empty their rings.
  */
+import { registerWithRecordedIds, writeSymbolIds } from './symbols/ids-file.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { adminAttach } from '../api/admin.ts';
@@ -111,18 +112,25 @@ export class Engine {
   #unsubscribeHub: (() => void) | null = null;
   #closing: Promise<void> | null = null;
   readonly #recentErrors: string[] = [];
+  /** The registry holds symbols symbol-ids.json does not (written at start, then whenever the registry grows). */
+  #symbolIdsChanged = false;
+  #symbolIdsRecorded = 0;
+  #symbolIdsTimer: NodeJS.Timeout | null = null;
 
   private constructor(config: EngineConfig, log: EngineLog) {
     this.config = config;
     this.#log = log;
     this.registry = SymbolRegistry.create({ capacity: 1024 });
     this.latest = LatestTable.create(1024);
-    let maxId = 0;
-    for (const s of config.symbols) {
-      maxId = Math.max(maxId, this.registry.register({ symbol: s, ...(config.priceMultipliers[s] ? { priceMultiplier: config.priceMultipliers[s] } : {}) }));
-    }
+    // ids recorded in <data-dir>/symbol-ids.json first (stored records carry ids: a symbol keeps its id across
+    // restarts and configuration changes), then the configured symbols that are new
+    const configured = config.symbols.map((s) => ({ symbol: s, ...(config.priceMultipliers[s] ? { priceMultiplier: config.priceMultipliers[s] } : {}) }));
+    this.#symbolIdsChanged = registerWithRecordedIds(this.registry, config.dataDir, configured).changed;
+    const maxId = this.registry.size;
     // ids registered later (up to +4) still get a hot ring; the SAB's pages are committed as they fill
-    this.hot = HotWindow.create({ symbols: maxId + 4, capacityPerSymbol: config.hotCapacity, maxBytes: config.hotMaxBytes });
+    // the configured symbols and up to 4 registered later can receive trades; recorded ids no longer configured keep
+    // their (never written, never committed) place in the layout
+    this.hot = HotWindow.create({ symbols: maxId + 4, activeSymbols: Math.min(maxId + 4, config.symbols.length + 4), capacityPerSymbol: config.hotCapacity, maxBytes: config.hotMaxBytes });
     const feedRing = createRing({ slotCount: config.ringSlots, slotBytes: RECORD_SLOT_BYTES, recordKind: RECORD_RING_KIND });
     this.rings.feed = feedRing;
     this.feed = new FeedDrain('feed', feedRing, (err) => this.#error(`a record listener failed and was unsubscribed: ${(err as Error)?.message ?? String(err)}`));
@@ -136,6 +144,19 @@ export class Engine {
   }
 
   get port(): number { return this.#port; }
+
+  /** Write symbol-ids.json when the registry holds symbols the file does not (or `force`). */
+  #recordSymbolIds(force: boolean): void {
+    const n = this.registry.size;
+    if (!force && n === this.#symbolIdsRecorded) return;
+    try {
+      writeSymbolIds(this.config.dataDir, this.registry);
+      this.#symbolIdsRecorded = n;
+    } catch (err) {
+      if (force) throw err;
+      this.#error((err as Error).message); // retried at the next tick
+    }
+  }
 
   static async start(config: EngineConfig, log: EngineLog): Promise<Engine> {
     const e = new Engine(config, log);
@@ -155,6 +176,11 @@ export class Engine {
     } catch (err) {
       throw engineError('ENGINE_ERR_FILE_IO', `cannot create data directory ${c.dataDir}: ${(err as Error).message}`, { file: c.dataDir }, err);
     }
+    if (this.#symbolIdsChanged) this.#recordSymbolIds(true);
+    else this.#symbolIdsRecorded = this.registry.size;
+    // a symbol registered while running (a live feed's new contract) is recorded within a second
+    this.#symbolIdsTimer = setInterval(() => { this.#recordSymbolIds(false); }, 1000);
+    this.#symbolIdsTimer.unref();
     const sierraDir = c.demo ? join(c.dataDir, 'demo', 'sierra') : c.sierraDir!;
     const depthDir = c.demo ? join(sierraDir, DEPTH_SUBDIR) : c.depthDir!;
     const sup = this.supervisor;
@@ -399,6 +425,10 @@ export class Engine {
       await this.supervisor.close({ timeoutMs: 10_000 });
       await Promise.all([this.compaction?.close(), this.spotCheck?.close()]);
       await Promise.all([...this.drains.map((d) => d.stop()), this.feed.stop()]);
+      if (this.#symbolIdsTimer !== null) {
+        clearInterval(this.#symbolIdsTimer);
+        this.#recordSymbolIds(false); // anything registered since the last tick
+      }
     })();
     return this.#closing;
   }

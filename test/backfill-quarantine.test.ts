@@ -47,7 +47,11 @@ test('engine symbol ids: configured symbols by position, others after them with 
   expect(r.ids).toEqual({ MESZ25: 3, ESZ25: 5, NQZ25: 1, CLZ25: 4 });
   expect(r.warnings).toHaveLength(2);
   expect(r.warnings[0]).toContain('CLZ25');
-  expect(r.warnings[0]).toContain('position 4');
+  expect(r.warnings[0]).toContain('next new symbol');
+  // the ids the engine recorded (symbol-ids.json) win over the configured order: NQZ25 was registered second
+  const rec = engineSymbolIds(['MESZ25', 'NQZ25', 'CLZ25'], ['NQZ25', 'MNQZ25', 'MESZ25'], ['MNQZ25', 'NQZ25']);
+  expect(rec.ids).toEqual({ NQZ25: 2, MESZ25: 3, CLZ25: 4 });
+  expect(rec.warnings).toHaveLength(1);
 });
 
 test('backfill rejects land in the engine quarantine store with the engine symbol ids, once, however often it runs; the API serves them', async () => {

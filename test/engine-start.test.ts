@@ -2,7 +2,7 @@
  * `tickpipe start` on embedded defaults, in-process: demo market → Sierra files → source workers → rings →
  * latest table and books, and the real uWS server on loopback answering a real HTTP client.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -96,3 +96,30 @@ test('close() drains the rings: everything published is consumed', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 }, 60_000);
+
+test('symbol ids survive a restart with the symbols reordered, one dropped and one added (symbol-ids.json)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tickpipe-engine-ids-'));
+  const env = (symbols: string): Record<string, string> => ({
+    TICKPIPE_DATA_DIR: dir, TICKPIPE_PORT: '0', TICKPIPE_SYMBOLS: symbols, TICKPIPE_DEMO: '1', TICKPIPE_DEMO_HISTORY_MIN: '0', TICKPIPE_COMPACT: '0',
+  });
+  const names = (e: Engine): string[] => Array.from({ length: e.registry.size }, (_, i) => e.registry.metaOf(i + 1).symbol);
+  try {
+    const a = await Engine.start(loadConfig(env('NQZ26,MNQZ26,MESZ26')), quiet);
+    expect(names(a)).toEqual(['NQZ26', 'MNQZ26', 'MESZ26']);
+    await a.close();
+    // the roll: NQH27 replaces NQZ26 and the list is reordered; NQZ26's stored records must still read as NQZ26
+    const b = await Engine.start(loadConfig(env('MESZ26,NQH27,MNQZ26')), quiet);
+    expect(names(b)).toEqual(['NQZ26', 'MNQZ26', 'MESZ26', 'NQH27']);
+    expect(b.registry.requireId('MESZ26')).toBe(3);
+    await b.close();
+    const recorded = (JSON.parse(readFileSync(join(dir, 'symbol-ids.json'), 'utf8')) as { symbols: { id: number; symbol: string }[] }).symbols;
+    expect(recorded.map((x) => [x.id, x.symbol])).toEqual([[1, 'NQZ26'], [2, 'MNQZ26'], [3, 'MESZ26'], [4, 'NQH27']]);
+    // a damaged file stops the start with a coded error instead of relabelling stored data
+    writeFileSync(join(dir, 'symbol-ids.json'), '{"version":1,"symbols":[{"id":7}]}');
+    let err: unknown = null;
+    try { await Engine.start(loadConfig(env('NQH27')), quiet); } catch (e) { err = e; }
+    expect(isEngineError(err) && err.code === 'ENGINE_ERR_CONFIG' && err.message.includes('symbol-ids.json')).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 90_000);

@@ -57,6 +57,12 @@ describe('create validates its options', () => {
     expectCode(() => HotWindow.create({ symbols: 4, capacityPerSymbol: 1024, maxBytes: bytes - 1 }), 'ENGINE_ERR_MEMORY_LIMIT');
     // the largest geometry is refused by the bound, not by a failed 48 TiB allocation
     expectCode(() => HotWindow.create({ symbols: 65535, capacityPerSymbol: 2 ** 30 }), 'ENGINE_ERR_MEMORY_LIMIT');
+    // only the ids that can receive trades count against the bound (retired ids keep untouched pages)
+    const some = HotWindow.create({ symbols: 40, activeSymbols: 4, capacityPerSymbol: 1024, maxBytes: bytes });
+    expect(some.byteLength).toBe(hotBytes(40, 1024));
+    expectCode(() => HotWindow.create({ symbols: 40, activeSymbols: 5, capacityPerSymbol: 1024, maxBytes: bytes }), 'ENGINE_ERR_MEMORY_LIMIT');
+    expectCode(() => HotWindow.create({ symbols: 4, activeSymbols: 5 }), 'ENGINE_ERR_INVALID_ARG');
+    expectCode(() => HotWindow.create({ symbols: 4, activeSymbols: 0 }), 'ENGINE_ERR_INVALID_ARG');
   });
 
   test('an allocation the host refuses is ENGINE_ERR_MEMORY_LIMIT too (with the cause)', () => {

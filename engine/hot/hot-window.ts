@@ -96,6 +96,12 @@ export interface HotWindowOptions {
   retainMicros?: number;
   /** Bound on the whole buffer in bytes (default 1 GiB); a layout above it is ENGINE_ERR_MEMORY_LIMIT. */
   maxBytes?: number;
+  /**
+   * How many ids can actually receive trades (default `symbols`): `maxBytes` bounds that many rings. Ids that
+   * never get a trade (symbols recorded in symbol-ids.json but no longer configured) keep their place in the
+   * layout, but their pages are never written, so the system never commits memory for them.
+   */
+  activeSymbols?: number;
 }
 
 /** Per-symbol figures in `stats()` (only symbols that were ever appended to). */
@@ -263,13 +269,18 @@ export class HotWindow {
     if (typeof maxBytes !== 'number' || !(maxBytes > 0)) {
       throw engineError('ENGINE_ERR_INVALID_ARG', `hot window maxBytes must be a number > 0, got ${String(maxBytes)}`, { maxBytes: Number(maxBytes) });
     }
+    const active = opts.activeSymbols ?? symbols;
+    if (!Number.isInteger(active) || active < 1 || active > symbols) {
+      throw engineError('ENGINE_ERR_INVALID_ARG', `hot window activeSymbols must be an integer 1..${symbols}, got ${String(active)}`, { activeSymbols: Number(active) });
+    }
     const regions = hotRegions(symbols, capacityPerSymbol);
     const bytes = regions.byteLength;
     const bytesPerSymbol = capacityPerSymbol * ENTRY_BYTES;
-    if (bytes > maxBytes) {
+    const bounded = hotRegions(active, capacityPerSymbol).byteLength;
+    if (bounded > maxBytes) {
       throw engineError('ENGINE_ERR_MEMORY_LIMIT',
-        `hot window of ${symbols} symbols × ${capacityPerSymbol} entries needs ${fmtBytes(bytes)} (${fmtBytes(bytesPerSymbol)} per symbol), above the configured bound of ${fmtBytes(maxBytes)}: lower capacityPerSymbol or the symbol count, or raise the bound`,
-        { bytes, maxBytes, symbols, capacityPerSymbol, bytesPerSymbol });
+        `hot window of ${active} symbols × ${capacityPerSymbol} entries needs ${fmtBytes(bounded)} (${fmtBytes(bytesPerSymbol)} per symbol), above the configured bound of ${fmtBytes(maxBytes)}: lower capacityPerSymbol or the symbol count, or raise the bound`,
+        { bytes: bounded, maxBytes, symbols: active, capacityPerSymbol, bytesPerSymbol });
     }
     let sab: SharedArrayBuffer;
     try {

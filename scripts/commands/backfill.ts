@@ -6,6 +6,7 @@
  * corrupt file is reported with a coded error (file, byte offset) and the other files finish; the exit
  * code is 1 if anything failed.
  */
+import { readSymbolIds } from '../../engine/symbols/ids-file.ts';
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -43,7 +44,8 @@ export interface BackfillOptions {
   pool?: CompactorPool;
   /**
    * Symbol ids for the quarantine and gap entries (the engine registry's ids). Default: `engineSymbolIds`
-   * over the engine's configured symbols (`configuredSymbols`, else TICKPIPE_SYMBOLS / the demo defaults).
+   * over the ids the engine recorded in `<dataDir>/symbol-ids.json`, then its configured symbols
+   * (`configuredSymbols`, else TICKPIPE_SYMBOLS / the demo defaults).
    */
   symbolIds?: Record<string, number>;
   /** The engine's symbols in registration order (default: TICKPIPE_SYMBOLS from the environment, else the demo defaults). */
@@ -82,16 +84,18 @@ export function configuredSymbols(env: Record<string, string | undefined> = proc
  * ...), so a configured symbol gets its position; any other symbol gets the next free ids (sorted by name),
  * which the engine will only name if it is configured at that position later: reported in `warnings`.
  */
-export function engineSymbolIds(symbols: readonly string[], configured: readonly string[]): { ids: Record<string, number>; warnings: string[] } {
+export function engineSymbolIds(symbols: readonly string[], configured: readonly string[], recorded: readonly string[] = []): { ids: Record<string, number>; warnings: string[] } {
   const ids: Record<string, number> = {};
-  configured.forEach((s, i) => { if (ids[s] === undefined) ids[s] = i + 1; });
-  let next = configured.length + 1;
+  // the ids the engine recorded in <data-dir>/symbol-ids.json, then the configured symbols it would add next
+  recorded.forEach((s, i) => { ids[s] = i + 1; });
+  let next = recorded.length + 1;
+  for (const s of configured) if (ids[s] === undefined) ids[s] = next++;
   const warnings: string[] = [];
   for (const s of [...new Set(symbols)].sort()) {
     if (ids[s] !== undefined) continue;
     ids[s] = next++;
-    warnings.push(`${s} is not among the engine's symbols (${configured.join(',')}): its quarantine and gap entries carry id ${ids[s]}, ` +
-      `which the engine resolves to ${s} only when TICKPIPE_SYMBOLS lists it at position ${ids[s]}`);
+    warnings.push(`${s} is not among the engine's symbols (${[...new Set([...recorded, ...configured])].join(',')}): its quarantine and gap entries carry id ${ids[s]}, ` +
+      `which the engine resolves to ${s} only if it registers ${s} as its next new symbol`);
   }
   const out: Record<string, number> = {};
   for (const s of symbols) out[s] = ids[s] as number;
@@ -210,7 +214,7 @@ export async function runBackfill(opts: BackfillOptions, log: (line: string) => 
       symbolIds[j.symbol] = id;
     }
   } else {
-    ({ ids: symbolIds, warnings } = engineSymbolIds(jobs.map((j) => j.symbol), opts.configuredSymbols ?? configuredSymbols()));
+    ({ ids: symbolIds, warnings } = engineSymbolIds(jobs.map((j) => j.symbol), opts.configuredSymbols ?? configuredSymbols(), readSymbolIds(opts.dataDir).map((r) => r.symbol)));
   }
   const total = jobs.reduce((s, j) => s + j.bytes, 0);
   const bar = opts.progress === true
