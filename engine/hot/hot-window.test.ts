@@ -251,6 +251,22 @@ describe('the rules, one by one', () => {
     expect(w.stats().perSymbol[0]).toMatchObject({ appended: 10, held: 4, wrapped: true, complete: false });
   });
 
+  test('a trade already held (same time, source and seq among the newest: a restart re-delivering) is refused once, anything else at that time is kept', () => {
+    const w = HotWindow.create({ symbols: 1, capacityPerSymbol: 1024, retainMicros: RETAIN });
+    const add = (ts: number, seq: number, src: number): boolean => w.append(1, ts, 100, 99.75, 100.25, 1, 0, seq, src);
+    expect(add(T0, 1, 1)).toBe(true);
+    for (let s = 2; s <= 50; s++) expect(add(T0 + 10, s, 1)).toBe(true); // a burst of 49 trades in one microsecond
+    expect(add(T0 + 10, 7, 2)).toBe(true); // same time and seq, another source: a different trade
+    expect(add(T0 + 10, 50, 1)).toBe(false); // the newest, again
+    expect(add(T0 + 10, 3, 1)).toBe(false); // deep inside the burst, again
+    expect(add(T0 + 10, 7, 2)).toBe(false);
+    expect(add(T0 + 10, 51, 1)).toBe(true); // the next one
+    expect(add(T0, 1, 1)).toBe(false); // older than the newest: refused as before (not a duplicate check)
+    expect(w.duplicates).toBe(3);
+    expect(w.stats().perSymbol[0]!.appended).toBe(1 + 49 + 1 + 1);
+    expect(w.stats().perSymbol[0]!.rejectedOutOfOrder).toBe(1);
+  });
+
   test('out-of-order and non-finite ts are rejected with false; an out-of-order one moves heldFrom past it', () => {
     const w = HotWindow.create({ symbols: 2, capacityPerSymbol: 64 });
     for (let i = 0; i < 10; i++) expect(w.append(2, T0 + i * 10, 1, NaN, NaN, 1, 0, i, 0)).toBe(true);

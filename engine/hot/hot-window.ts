@@ -254,6 +254,9 @@ export class HotWindow {
    * ENGINE_ERR_INVALID_ARG; a layout larger than `maxBytes` (or one the host cannot allocate):
    * ENGINE_ERR_MEMORY_LIMIT, naming the bytes needed.
    */
+  /** Trades refused because the window already held them (same time, source and seq: a restart's re-delivery); writer side only. */
+  duplicates = 0;
+
   static create(opts: HotWindowOptions): HotWindow {
     if (!LITTLE_ENDIAN) throw engineError('ENGINE_ERR_LAYOUT', 'the hot window needs a little-endian host');
     const { symbols, capacityPerSymbol = DEFAULT_CAPACITY, retainMicros = DEFAULT_RETAIN_MICROS, maxBytes = DEFAULT_MAX_BYTES } = opts;
@@ -310,7 +313,8 @@ export class HotWindow {
 
   /**
    * Append one trade of symbol `id`. No allocation. Returns false (and appends nothing) when `tsMicros`
-   * is older than the symbol's newest entry, or NaN/infinite: counted in stats, and an out-of-order ts
+   * is older than the symbol's newest entry, or NaN/infinite, or the window already holds this trade (same
+   * time, source and seq as one of the newest entries: counted in `duplicates`): counted in stats, and an out-of-order ts
    * moves heldFromMicros past it (the trade exists but the window does not hold it). size, flags and seq
    * are stored as u32, sourceId as u8. Id outside 1..symbols: ENGINE_ERR_UNKNOWN_SYMBOL.
    */
@@ -323,8 +327,14 @@ export class HotWindow {
     const mask = this.#mask;
     const ts = this.#ts;
     if (tsMicros - tsMicros !== 0) return this.#rejectBadTs(ci); // NaN, ±Infinity
-    if ((h !== 0 || Atomics.load(i32, ci + HEAD_HI_I32) !== 0) && tsMicros < (ts[col + ((h - 1) & mask)] as number)) {
-      return this.#rejectOlder(ci, id, tsMicros);
+    const hi = Atomics.load(i32, ci + HEAD_HI_I32);
+    if (h !== 0 || hi !== 0) {
+      const newest = ts[col + ((h - 1) & mask)] as number;
+      if (tsMicros < newest) return this.#rejectOlder(ci, id, tsMicros);
+      if (tsMicros === newest && this.#heldAtNewest(col, h, hi !== 0 ? this.#cap : Math.min(h >>> 0, this.#cap), tsMicros, seq >>> 0, sourceId & 0xff)) {
+        this.duplicates++;
+        return false;
+      }
     }
     const k = col + (h & mask);
     ts[k] = tsMicros;
@@ -371,6 +381,29 @@ export class HotWindow {
       views.u32[(b + SEQ_BYTE) >> 2] as number,
       views.u8[b + SOURCE_ID_BYTE] as number,
     );
+  }
+
+  /**
+   * Whether the trade (`t`, `seq`, `src`) is already among the newest entries, those stamped `t`: a
+   * restarted validator re-delivers what it had forwarded but not yet made durable, and the window must not
+   * hold it twice. Walks back from the newest entry while the time is `t`; a lane's sequence numbers rise, so
+   * the walk ends at the first entry of the same source with a lower seq (one step in the usual case).
+   */
+  #heldAtNewest(col: number, h: number, held: number, t: number, seq: number, src: number): boolean {
+    const ts = this.#ts;
+    const sq = this.#seq;
+    const sr = this.#src;
+    const mask = this.#mask;
+    for (let j = 1; j <= held; j++) {
+      const k = col + ((h - j) & mask);
+      if (ts[k] !== t) return false;
+      if (sr[k] === src) {
+        const s = sq[k] as number;
+        if (s === seq) return true;
+        if (s < seq) return false;
+      }
+    }
+    return false;
   }
 
   #rejectBadTs(ci: number): false {

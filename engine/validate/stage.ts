@@ -325,6 +325,8 @@ export class ValidatorStage {
     s.journalOpenHours = j.openHours;
     s.journalBytesCommitted = j.bytesCommitted;
     s.staleLanes = this.validator.staleLanes().length;
+    // of hotRejected: trades the hot window already held (re-delivered after a restart of this stage)
+    s.hotDuplicates = this.#hot?.duplicates ?? 0;
     return s;
   }
 
