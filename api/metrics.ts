@@ -57,10 +57,19 @@ export class ApiMetrics {
 
   /** One answered request (route is the route pattern, not the URL). */
   observeHttp(route: string, status: number, seconds: number): void {
+    this.httpRoute(route).observe(status, seconds);
+  }
+
+  /**
+   * The counters of one route, looked up once (route() keeps it): `observe` then costs no map lookup by
+   * route name, and the common statuses are array slots.
+   */
+  httpRoute(route: string): HttpRouteMetrics {
     let m = this.#requests.get(route);
     if (m === undefined) { m = new Map(); this.#requests.set(route, m); }
-    m.set(status, (m.get(status) ?? 0) + 1);
-    record(this.#http, route, seconds);
+    let l = this.#http.get(route);
+    if (l === undefined) { l = { h: histogram(), sumSeconds: 0 }; this.#http.set(route, l); }
+    return new HttpRouteMetrics(m, l);
   }
 
   /** Latency of anything else (kind e.g. 'ws_tick_to_client', 'duckdb_query'). */
@@ -93,6 +102,28 @@ export class ApiMetrics {
     for (const f of families) out.push(familyText(f));
     return out.join('');
   }
+}
+
+/** One route's request counts by status and its latency histogram (see ApiMetrics.httpRoute). */
+export class HttpRouteMetrics {
+  readonly #counts: Map<number, number>;
+  readonly #lat: Lat;
+  constructor(counts: Map<number, number>, lat: Lat) {
+    this.#counts = counts;
+    this.#lat = lat;
+  }
+
+  observe(status: number, seconds: number): void {
+    const c = this.#counts;
+    c.set(status, (c.get(status) ?? 0) + 1);
+    recordLat(this.#lat, seconds);
+  }
+}
+
+function recordLat(l: Lat, seconds: number): void {
+  const us = Math.round(seconds * 1e6);
+  l.h.recordValue(us < 1 ? 1 : us > 3_600_000_000 ? 3_600_000_000 : us);
+  l.sumSeconds += seconds;
 }
 
 function record(m: Map<string, Lat>, key: string, seconds: number): void {

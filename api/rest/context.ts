@@ -14,7 +14,7 @@ import type { QueryHistory } from '../history/history.ts';
 import { redactParams } from '../history/history.ts';
 import { bearerToken, remoteAddress } from '../http/request.ts';
 import { ApiError, sendError, type ReqCtx } from '../http/respond.ts';
-import type { ApiMetrics } from '../metrics.ts';
+import type { ApiMetrics, HttpRouteMetrics } from '../metrics.ts';
 import type { Principal, Scope } from '../types.ts';
 import type { DuckPool } from './duck-pool.ts';
 
@@ -76,12 +76,14 @@ class RouteContext implements RouteCtx {
   sync = true;
   readonly #s: Services;
   readonly #name: string;
+  readonly #metrics: HttpRouteMetrics;
   readonly #t0: number;
   #res: HttpResponse | null;
 
-  constructor(s: Services, name: string, t0: number, res: HttpResponse, query: string) {
+  constructor(s: Services, name: string, metrics: HttpRouteMetrics, t0: number, res: HttpResponse, query: string) {
     this.#s = s;
     this.#name = name;
+    this.#metrics = metrics;
     this.#t0 = t0;
     this.#res = res;
     this.query = query;
@@ -102,7 +104,7 @@ class RouteContext implements RouteCtx {
   done(status: number, rows: number): void {
     const ms = performance.now() - this.#t0;
     const s = this.#s;
-    s.metrics.observeHttp(this.#name, status, ms / 1000);
+    this.#metrics.observe(status, ms / 1000);
     const p = this.principal;
     if (p !== null) s.history.record(p.keyId, wallMs(this.#t0), this.#name, redactParams(this.query), status, rows, Math.round(ms * 1000) / 1000);
   }
@@ -125,8 +127,9 @@ class RouteContext implements RouteCtx {
  * path that bots poll tens of thousands of times a second.
  */
 export function route(s: Services, name: string, scope: Scope | null, handler: RouteHandler): (res: HttpResponse, req: HttpRequest) => void {
+  const metrics = s.metrics.httpRoute(name);
   return (res, req) => {
-    const ctx = new RouteContext(s, name, performance.now(), res, req.getQuery() ?? '');
+    const ctx = new RouteContext(s, name, metrics, performance.now(), res, req.getQuery() ?? '');
     if (s.cors !== null) {
       const origin = req.getHeader('origin');
       if (origin !== '') ctx.cors = s.cors(origin);
