@@ -62,7 +62,7 @@ export class ApiMetrics {
 
   /**
    * The counters of one route, looked up once (route() keeps it): `observe` then costs no map lookup by
-   * route name, and the common statuses are array slots.
+   * route name.
    */
   httpRoute(route: string): HttpRouteMetrics {
     let m = this.#requests.get(route);
@@ -132,9 +132,7 @@ function record(m: Map<string, Lat>, key: string, seconds: number): void {
     l = { h: histogram(), sumSeconds: 0 };
     m.set(key, l);
   }
-  const us = Math.round(seconds * 1e6);
-  l.h.recordValue(us < 1 ? 1 : us > 3_600_000_000 ? 3_600_000_000 : us);
-  l.sumSeconds += seconds;
+  recordLat(l, seconds);
 }
 
 function summaryText(name: string, help: string, label: string, m: Map<string, Lat>): string {

@@ -18,7 +18,6 @@
  * demo, sources (rings DRAINING: they stop reading and publish what they hold), the validator (drains its
  * inputs, commits the journal), then the main-thread drains empty their rings.
  */
-import { registerWithRecordedIds, writeSymbolIds } from './symbols/ids-file.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { adminAttach } from '../api/admin.ts';
@@ -43,6 +42,7 @@ import { JOURNAL_DIR_NAME } from './journal/format.ts';
 import { LatestTable } from './latest/latest-table.ts';
 import { createRing, ringStats } from './ring/ring.ts';
 import { Supervisor } from './supervisor.ts';
+import { registerWithRecordedIds, writeSymbolIds } from './symbols/ids-file.ts';
 import { SymbolRegistry } from './symbols/registry.ts';
 import type { ValidatorStageOptions } from './validate/stage.ts';
 import { GapStore, QuarantineStore } from './validate/stores.ts';

@@ -307,6 +307,9 @@ describe('RedisSink: bad input', () => {
     expect(() => new RedisSink({ ring: f.ring, registry: registry.buffer, redisUrl: 'redis://h:1/x' })).toThrow(/REDIS_URL/);
     expect(() => new RedisSink({ ring: new SharedArrayBuffer(64), registry: registry.buffer, redisUrl: URL9 })).toThrow(expect.objectContaining({ code: 'ENGINE_ERR_RING_ATTACH' }));
     expect(() => new RedisSink({ ring: f.ring, registry: registry.buffer, redisUrl: URL9, batchRecords: 0 })).toThrow(expect.objectContaining({ code: 'ENGINE_ERR_INVALID_ARG' }));
+    for (const bad of [{ lingerMs: -1 }, { lingerMs: 1.5 }, { lingerMs: 5000 }, { lingerRecords: 0 }]) {
+      expect(() => new RedisSink({ ring: f.ring, registry: registry.buffer, redisUrl: URL9, ...bad })).toThrow(expect.objectContaining({ code: 'ENGINE_ERR_INVALID_ARG' }));
+    }
   });
 
   it('counts records of unknown symbols and other kinds without crashing, and still sends the good ones', async () => {

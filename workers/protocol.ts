@@ -3,9 +3,9 @@
  * rings); these are lifecycle and cold-path events. The supervisor switches on `code`; an unknown code is
  * a bug.
  */
-import { nameThisThread } from '../engine/thread-priority.ts';
 import { parentPort } from 'node:worker_threads';
 import { toWire, type WireError } from '../engine/errors.ts';
+import { nameThisThread } from '../engine/thread-priority.ts';
 
 export type WorkerMessage =
   | { code: 'READY'; name: string }

@@ -249,14 +249,14 @@ export class HotWindow {
     this.#maxSlack = this.maxHeldPerSymbol >>> 1;
   }
 
+  /** Trades refused because the window already held them (same time, source and seq: a restart's re-delivery); writer side only. */
+  duplicates = 0;
+
   /**
    * Allocate a window (main thread) and pass `.buffer` to the writer and the readers. Bad options:
    * ENGINE_ERR_INVALID_ARG; a layout larger than `maxBytes` (or one the host cannot allocate):
    * ENGINE_ERR_MEMORY_LIMIT, naming the bytes needed.
    */
-  /** Trades refused because the window already held them (same time, source and seq: a restart's re-delivery); writer side only. */
-  duplicates = 0;
-
   static create(opts: HotWindowOptions): HotWindow {
     if (!LITTLE_ENDIAN) throw engineError('ENGINE_ERR_LAYOUT', 'the hot window needs a little-endian host');
     const { symbols, capacityPerSymbol = DEFAULT_CAPACITY, retainMicros = DEFAULT_RETAIN_MICROS, maxBytes = DEFAULT_MAX_BYTES } = opts;

@@ -6,7 +6,6 @@
  * corrupt file is reported with a coded error (file, byte offset) and the other files finish; the exit
  * code is 1 if anything failed.
  */
-import { readSymbolIds } from '../../engine/symbols/ids-file.ts';
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -18,6 +17,7 @@ import { demoSymbols, loadDotEnv } from '../../engine/config.ts';
 import { engineError, type EngineError, fromWire, toWire, type WireError } from '../../engine/errors.ts';
 import { parseFuturesContract } from '../../engine/symbols/contracts.ts';
 import { rootDefaults } from '../../engine/symbols/defaults.ts';
+import { readSymbolIds } from '../../engine/symbols/ids-file.ts';
 import type { BackfillFileResult } from '../../workers/compactor/backfill.ts';
 import { CompactorPool } from '../../workers/compactor/pool.ts';
 import { DEPTH_RECORD_BYTES, parseDepthHeader } from '../../workers/sierra/depth-format.ts';
@@ -80,9 +80,10 @@ export function configuredSymbols(env: Record<string, string | undefined> = proc
 }
 
 /**
- * Registry ids the engine gives `symbols`: the engine registers its configured symbols in order (ids 1, 2,
- * ...), so a configured symbol gets its position; any other symbol gets the next free ids (sorted by name),
- * which the engine will only name if it is configured at that position later: reported in `warnings`.
+ * Registry ids the engine gives `symbols`: the engine registers the symbols recorded in symbol-ids.json under
+ * their recorded ids (`recorded`, id order), then its configured symbols not recorded yet, in order; any other
+ * symbol gets the next free ids (sorted by name), which the engine will only name if it registers that symbol
+ * as its next new one: reported in `warnings`.
  */
 export function engineSymbolIds(symbols: readonly string[], configured: readonly string[], recorded: readonly string[] = []): { ids: Record<string, number>; warnings: string[] } {
   const ids: Record<string, number> = {};
