@@ -11,7 +11,7 @@
  *   percentiles and the frame sizes.
  */
 import { Bench, type Task } from 'tinybench';
-import { tickBatchJson, tickBatchJsonReference } from '../api/ws/frames.ts';
+import { TickBatchJsonWriter, tickBatchJson, tickBatchJsonReference } from '../api/ws/frames.ts';
 import { WireDecoder, WireEncoder, createTickColumns, Side, type WireFrame, type WireTick } from '../schemas/wire.ts';
 import { sig, type BenchResult, type BenchSuite } from './lib.ts';
 
@@ -62,6 +62,9 @@ export const run: BenchSuite = async ({ quick }) => {
   }
 
   let sink = 0;
+  const jsonWriter = new TickBatchJsonWriter();
+  const utf8 = new TextEncoder();
+  const utf8Scratch = new Uint8Array(64 * 1024);
   const bench = new Bench(quick ? { time: 150, warmupTime: 30 } : { time: 1_500, warmupTime: 300 });
   bench
     .add('wire encode', () => { sink += enc.encodeTickBatch(channel, tsMicros, symbol, source, cols, 0, TICKS).length; })
@@ -73,7 +76,14 @@ export const run: BenchSuite = async ({ quick }) => {
     .add('json round trip', () => { sink += (JSON.parse(JSON.stringify(frame)) as WireFrame).tsMicros; })
     // the hub's JSON clients: the batch text from columns, as one string vs WireTick objects + frameToJson
     .add('hub json from columns', () => { sink += tickBatchJson(channel, tsMicros, symbol, source, cols, 0, 10).length; })
-    .add('hub json via objects', () => { sink += tickBatchJsonReference(channel, tsMicros, symbol, source, cols, 0, 10).length; });
+    .add('hub json via objects', () => { sink += tickBatchJsonReference(channel, tsMicros, symbol, source, cols, 0, 10).length; })
+    // what the hub sends now: the same text as UTF-8 bytes in a reused buffer; the baseline is the string form
+    // plus its UTF-8 conversion into a reused buffer (uWS converted every string it was given, with a malloc)
+    .add('hub json bytes writer', () => { sink += jsonWriter.write(channel, tsMicros, symbol, source, cols, 0, 10).length; })
+    .add('hub json string + utf8', () => { sink += utf8.encodeInto(tickBatchJson(channel, tsMicros, symbol, source, cols, 0, 10), utf8Scratch).written; });
+  if (new TextDecoder().decode(jsonWriter.write(channel, tsMicros, symbol, source, cols, 0, 10)) !== tickBatchJson(channel, tsMicros, symbol, source, cols, 0, 10)) {
+    throw new Error('wire bench: TickBatchJsonWriter differs from tickBatchJson');
+  }
   if (tickBatchJson(channel, tsMicros, symbol, source, cols, 0, 10) !== tickBatchJsonReference(channel, tsMicros, symbol, source, cols, 0, 10)) {
     throw new Error('wire bench: tickBatchJson differs from its reference');
   }
@@ -104,6 +114,10 @@ export const run: BenchSuite = async ({ quick }) => {
     {
       name: 'hub JSON tick batch (10 ticks) from columns, one string', unit: 'frames/s', value: sig(t('hub json from columns')),
       baseline: 'WireTick objects + frameToJson', baselineValue: sig(t('hub json via objects')), ratio: sig(t('hub json from columns') / t('hub json via objects'), 3),
+    },
+    {
+      name: 'hub JSON tick batch (10 ticks) as UTF-8 bytes in a reused buffer (TickBatchJsonWriter, what the hub sends; ~0 garbage per tick)', unit: 'frames/s', value: sig(t('hub json bytes writer')),
+      baseline: 'one string + its UTF-8 conversion (~1 KB garbage per tick)', baselineValue: sig(t('hub json string + utf8')), ratio: sig(t('hub json bytes writer') / t('hub json string + utf8'), 3),
     },
     { name: 'wire.tickBatch64.bytes', unit: 'bytes', value: bytes.length, baseline: 'JSON', baselineValue: Buffer.byteLength(json), ratio: sig(bytes.length / Buffer.byteLength(json), 3) },
   ];

@@ -47,7 +47,7 @@ import {
 } from '../../schemas/records.ts';
 import { createTickColumns, Side, WireDecoder, WireEncoder, type TickColumns, type WireGexSnapshot, type WireStatus } from '../../schemas/wire.ts';
 import type { Authenticator, Principal, RecordListener } from '../types.ts';
-import { barJson, bookLevels, errorJson, gexJson, tickBatchJson, type BarMessage } from './frames.ts';
+import { barJson, bookLevels, errorJson, gexJson, TickBatchJsonWriter, type BarMessage } from './frames.ts';
 import {
   CH_BARS, CH_BOOK, CH_GEX, CH_QUOTES, CH_TRADES, CHANNEL_INDEX, CHANNELS, parseClientMessage, ProtocolError,
   WS_CLOSE, type Channel, type SubscribeMsg, type UnsubscribeMsg, type WsErrorCode,
@@ -310,6 +310,8 @@ export class WsHub implements RecordListener {
   readonly #deps: WsDeps;
   readonly #now: () => number;
   readonly #enc = new WireEncoder(64 * 1024);
+  /** JSON tick batches as bytes in one reused buffer (TickBatchJsonWriter): the JSON fan-out makes no garbage per tick. */
+  readonly #json = new TickBatchJsonWriter();
   readonly #syms: (SymState | null | undefined)[] = [];
   readonly #dirty: SymState[] = [];
   readonly #conns = new Set<Conn>();
@@ -698,11 +700,11 @@ export class WsHub implements RecordListener {
   }
 
   /** A trades frame: never conflated, never dropped silently. */
-  #sendTrades(c: Conn, msg: Uint8Array | string, ticks: number): void {
+  #sendTrades(c: Conn, msg: Uint8Array | string, isBinary: boolean, ticks: number): void {
     const ws = c.ws;
     if (ws === null || c.closed) return;
     if (ws.getBufferedAmount() > this.options.hardBufferBytes) { this.#slowClose(c, ticks); return; }
-    const r = ws.send(msg, typeof msg !== 'string');
+    const r = ws.send(msg, isBinary);
     if (r === 2) { this.#slowClose(c, ticks); return; }
     this.#count(msg.length);
     this.#ticksOut += ticks;
@@ -877,7 +879,7 @@ export class WsHub implements RecordListener {
           endMicros: v.f64[(b + GAP_END_TS_MICROS_BYTE) >> 3]!, gapKind: v.u32[(b + GAP_KIND_BYTE) >> 2]!,
           expectedSeq: v.u32[(b + GAP_EXPECTED_SEQ_BYTE) >> 2]!, gotSeq: v.u32[(b + GAP_GOT_SEQ_BYTE) >> 2]!,
         });
-        for (let k = subs.length - 1; k >= 0; k--) this.#sendTrades(subs[k]!, text, 0);
+        for (let k = subs.length - 1; k >= 0; k--) this.#sendTrades(subs[k]!, text, false, 0);
       }
     }
   }
@@ -933,7 +935,7 @@ export class WsHub implements RecordListener {
       }
       const nj = app.numSubscribers(s.topicJson);
       if (nj > 0) {
-        const json = tickBatchJson(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, 0, n);
+        const json = this.#json.write(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, 0, n);
         app.publish(s.topicJson, json, false, false);
         if (this.#pendingSlow.length > 0) this.#closePendingSlow();
         this.#framesOut += nj; this.#bytesOut += json.length * nj; this.#ticksOut += n * nj;
@@ -960,8 +962,8 @@ export class WsHub implements RecordListener {
       const now = this.#now();
       const msg = c.binary
         ? this.#enc.encodeTickBatch(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, i, n - i)
-        : tickBatchJson(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, i, n - i);
-      this.#sendTrades(c, msg, n - i);
+        : this.#json.write(s.tradesChannel, now, s.symbol, this.#sourceName(s.tradeSource), cols, i, n - i);
+      this.#sendTrades(c, msg, c.binary, n - i);
       if (!c.closed) this.#liveTrades(c, s);
     }
   }
@@ -973,7 +975,7 @@ export class WsHub implements RecordListener {
     const subs = s.live[CH_QUOTES]!;
     const soft = this.options.softBufferBytes;
     let bin: Uint8Array | null = null;
-    let json: string | null = null;
+    let json: Uint8Array | null = null;
     for (let k = subs.length - 1; k >= 0; k--) {
       const c = subs[k]!;
       const ws = c.ws;
@@ -985,7 +987,7 @@ export class WsHub implements RecordListener {
         r = ws.send(bin, true);
         this.#count(bin.length);
       } else {
-        json ??= tickBatchJson(s.quotesChannel, this.#now(), s.symbol, this.#sourceName(s.quoteSource), s.quotes, 0, n);
+        json ??= this.#json.write(s.quotesChannel, this.#now(), s.symbol, this.#sourceName(s.quoteSource), s.quotes, 0, n);
         r = ws.send(json, false);
         this.#count(json.length);
       }
@@ -1047,8 +1049,8 @@ export class WsHub implements RecordListener {
       if (!s || !q) continue;
       const msg = c.binary
         ? this.#enc.encodeTickBatch(s.quotesChannel, this.#now(), s.symbol, this.#sourceName(s.quoteSource), q, 0, 1)
-        : tickBatchJson(s.quotesChannel, this.#now(), s.symbol, this.#sourceName(s.quoteSource), q, 0, 1);
-      ws.send(msg, typeof msg !== 'string');
+        : this.#json.write(s.quotesChannel, this.#now(), s.symbol, this.#sourceName(s.quoteSource), q, 0, 1);
+      ws.send(msg, c.binary);
       this.#count(msg.length);
     }
     for (const id of [...c.conflBook]) {
@@ -1263,8 +1265,8 @@ export class WsHub implements RecordListener {
     const name = this.#sourceName(src < 0 ? 0 : src);
     const msg = c.binary
       ? this.#enc.encodeTickBatch(s.tradesChannel, now, s.symbol, name, this.#replayCols, 0, k)
-      : tickBatchJson(s.tradesChannel, now, s.symbol, name, this.#replayCols, 0, k);
-    this.#sendTrades(c, msg, k);
+      : this.#json.write(s.tradesChannel, now, s.symbol, name, this.#replayCols, 0, k);
+    this.#sendTrades(c, msg, c.binary, k);
     rep.rows += k;
     this.#replayStats.rows += k;
   }
