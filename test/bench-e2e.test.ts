@@ -16,10 +16,13 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 describe('bench:e2e harness', () => {
   test('arguments: defaults, quick, modes, bad values', () => {
     const d = parseE2EArgs([]);
-    expect(d).toMatchObject({ paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, wsFormat: 'both', backlog: 3_000_000, redis: 'auto' });
+    expect(d).toMatchObject({ paced: true, max: true, compare: true, rate: 10_000, seconds: 60, warmup: 5, clients: 10, wsFormat: 'both', backlog: 3_000_000, redis: 'auto' });
     expect(parseE2EArgs(['--ws-format', 'json'])).toMatchObject({ wsFormat: 'json' });
     expect(() => parseE2EArgs(['--ws-format', 'xml'])).toThrow(/--ws-format/);
-    expect(parseE2EArgs(['--quick'])).toMatchObject({ seconds: 10, backlog: 500_000 });
+    expect(parseE2EArgs(['--quick'])).toMatchObject({ seconds: 10, warmup: 2, backlog: 500_000 });
+    expect(parseE2EArgs(['--warmup', '0'])).toMatchObject({ warmup: 0 });
+    expect(() => parseE2EArgs(['--warmup', '-1'])).toThrow(/--warmup/);
+    expect(() => parseE2EArgs(['--warmup', 'soon'])).toThrow(/--warmup/);
     expect(parseE2EArgs(['--quick', '--seconds', '4'])).toMatchObject({ seconds: 4 });
     expect(parseE2EArgs(['--max'])).toMatchObject({ paced: false, max: true, compare: false });
     expect(parseE2EArgs(['--ladder', '20000,40000', '--ring-slots', '65536'])).toMatchObject({ ladder: [20000, 40000], ringSlots: 65536 });
@@ -39,11 +42,12 @@ describe('bench:e2e harness', () => {
       { suite: 'ring', name: 'ring: keep me', unit: 'records/s', value: 1 },
       { suite: 'e2e', name: 'e2e: stale row', unit: 'ticks/s', value: 2 },
     ]));
-    const args = parseE2EArgs(['--rate', '2000', '--seconds', '3', '--clients', '2', '--backlog', '30000', '--redis-db', '12', '--no-compare', '--out', out]);
+    const args = parseE2EArgs(['--rate', '2000', '--seconds', '3', '--warmup', '1', '--clients', '2', '--backlog', '30000', '--redis-db', '12', '--no-compare', '--out', out]);
     const { report, files } = await runE2E(args, 'test', () => undefined);
 
     const p = report.paced!;
-    expect(p.written).toBe(6000);
+    expect(p.written).toBe(8000); // 1 s warm-up + 3 s measured, at 2000/s
+    expect(p.warmupSeconds).toBe(1);
     const failed = p.stages.filter((s) => !s.ok);
     expect(failed).toEqual([]);
     expect(p.lost).toBe(0);
@@ -53,13 +57,20 @@ describe('bench:e2e harness', () => {
     }
     if (p.redis) expect(names).toContain('Redis streams (XLEN, XRANGE Σ)');
     for (const s of p.stages) {
-      expect(s.count).toBe(6000);
+      expect(s.count).toBe(8000);
       if (s.sum !== null) expect(s.sum).toBe(s.expectedSum);
     }
-    // one binary and one JSON client: each format's latency has every tick once
+    // one binary and one JSON client: each format's latency has every tick once, and the measured window the
+    // ticks written after the warm-up (about 3 s of the 4)
     expect(p.wsClients).toEqual({ binary: 1, json: 1 });
-    expect(p.latency.ws.count).toBe(6000);
-    expect(p.latency.wsJson?.count).toBe(6000);
+    expect(p.latencyAll.ws.count).toBe(8000);
+    expect(p.latencyAll.wsJson?.count).toBe(8000);
+    expect(p.latencyAll.feed.count).toBe(8000);
+    for (const l of [p.latency.ws, p.latency.wsJson!, p.latency.feed]) {
+      expect(l.count).toBeGreaterThan(5400);
+      expect(l.count).toBeLessThan(6600);
+    }
+    expect(p.latency.wsJson!.count).toBe(p.latency.ws.count); // the same ticks, by event time
     expect(p.latency.latest.count).toBeGreaterThan(0);
 
     const m = report.max!;
@@ -82,6 +93,7 @@ describe('bench:e2e harness', () => {
     const svg = readFileSync(join(out, 'e2e-latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect((svg.match(/<polyline/g) ?? []).length).toBe(p.redis ? 5 : 4);
-    expect(p.latency.feed.count).toBe(6000);
+    expect(md).toContain('after a 1 s warm-up');
+    expect(md).toContain('incl. warm-up');
   }, 120_000);
 });

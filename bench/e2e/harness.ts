@@ -47,7 +47,15 @@ export interface StageCheck {
 
 export interface PacedOptions {
   rate: number;
+  /** the measured window; latency percentiles are of the ticks written in it */
   seconds: number;
+  /**
+   * Writing at the same rate before the measured window (default 0): the first second of ticks through a
+   * freshly started process runs while a dozen isolates compile their hot paths (the main thread measured
+   * waiting 20-70 ms for a CPU then). Its ticks are counted and checked for loss like all the others; their
+   * latency is reported apart (`latencyAll`).
+   */
+  warmupSeconds?: number;
   clients: number;
   /** frames the WebSocket clients ask for: all binary FlatBuffers, all JSON, or split (binary gets the odd one) */
   wsFormat: 'binary' | 'json' | 'both';
@@ -60,17 +68,20 @@ export interface PacedOptions {
 export interface PacedResult {
   rate: number;
   seconds: number;
+  warmupSeconds: number;
   written: number;
   writer: WriterDone;
   stages: StageCheck[];
   /** ws: the binary clients (the JSON ones when there are no binary clients); wsJson: the JSON clients when both ran */
   latency: { latest: LatencySummary; feed: LatencySummary; ws: LatencySummary; wsJson: LatencySummary | null; redis: LatencySummary | null };
+  /** the same over every tick, the warm-up's included */
+  latencyAll: { feed: LatencySummary; ws: LatencySummary; wsJson: LatencySummary | null };
   /** WebSocket clients per format */
   wsClients: { binary: number; json: number };
   redis: boolean;
   lost: number;
   errors: string[];
-  /** the engine's main thread (uWS, feed, hub) during the writing: event-loop utilisation and delay (ms) */
+  /** the engine's main thread (uWS, feed, hub) during the measured window: event-loop utilisation and delay (ms) */
   mainThread: { utilization: number; delayP50: number; delayP99: number; delayMax: number; processCpuCores: number };
   /** event-loop utilisation of the observer threads during the run */
   observerUtilization: Record<string, number>;
@@ -308,10 +319,12 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
   const errors: string[] = [];
   const redis = o.redis === 'auto' ? await tryRedis(o.redisDb) : null;
   const redisUrl = redis ? `redis://127.0.0.1:6379/${o.redisDb}` : null;
-  o.log(`paced: ${o.rate} ticks/s for ${o.seconds} s, ${s.symbols.join(', ')}, ${o.clients} WebSocket clients, Redis ${redis ? `db ${o.redisDb}` : 'not used'}`);
+  const warmup = o.warmupSeconds ?? 0;
+  const writeSeconds = warmup + o.seconds;
+  o.log(`paced: ${o.rate} ticks/s for ${o.seconds} s after a ${warmup} s warm-up, ${s.symbols.join(', ')}, ${o.clients} WebSocket clients, Redis ${redis ? `db ${o.redisDb}` : 'not used'}`);
   const { key } = ensureLocalKey(s.dataDir) ?? { key: '' };
-  await avoidHourBoundary(o.seconds, o.log);
-  const expectedPerSymbol = Math.ceil((o.rate * o.seconds) / s.symbols.length);
+  await avoidHourBoundary(writeSeconds, o.log);
+  const expectedPerSymbol = Math.ceil((o.rate * writeSeconds) / s.symbols.length);
   let engine: Engine | null = null;
   const workers: Worker[] = [];
   try {
@@ -319,8 +332,11 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const e = engine;
     const ids: Record<string, number> = Object.fromEntries(s.symbols.map((x) => [x, e.registry.requireId(x)]));
     const symIds = s.symbols.map((symbol) => ({ symbol, id: ids[symbol]! }));
-    const observer = (data: ObserverData): Worker => {
-      const w = spawnWorker(new URL('./observer.worker.ts', import.meta.url), data, { name: `e2e-${data.mode}` });
+    // [0]: start of the measured window (Unix µs), set when the writer starts; 0 until then
+    const clockBuf = new SharedArrayBuffer(8);
+    const clock = new Float64Array(clockBuf);
+    const observer = (data: Omit<ObserverData, 'clock'>): Worker => {
+      const w = spawnWorker(new URL('./observer.worker.ts', import.meta.url), { ...data, clock: clockBuf } satisfies ObserverData, { name: `e2e-${data.mode}` });
       workers.push(w);
       return w;
     };
@@ -335,24 +351,41 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     // tick → the main thread's record feed (what the hub gets): splits the WebSocket latency into
     // upstream (source, validator, feed ring, main-thread wake-up) and hub + socket + client
     const feedHist = latencyHistogram();
+    const feedHistAll = latencyHistogram();
     const unsubscribeFeed = e.feed.subscribe({
-      onRecord: (v, b) => { if (readKind(v, b) === RecordKind.TRADE) recordLatency(feedHist, nowMicros() - readTsMicros(v, b)); },
+      onRecord: (v, b) => {
+        if (readKind(v, b) !== RecordKind.TRADE) return;
+        const ts = readTsMicros(v, b);
+        const us = nowMicros() - ts;
+        recordLatency(feedHistAll, us);
+        if (ts >= clock[0]!) recordLatency(feedHist, us);
+      },
       onBatchEnd: () => undefined,
     });
     const control = new SharedArrayBuffer(4);
-    const writer = spawnWorker(new URL('./writer.worker.ts', import.meta.url), { files: s.files, rate: o.rate, seconds: o.seconds, control, seed: 12345 } satisfies WriterData, { name: 'e2e-writer' });
+    const writer = spawnWorker(new URL('./writer.worker.ts', import.meta.url), { files: s.files, rate: o.rate, seconds: writeSeconds, control, seed: 12345 } satisfies WriterData, { name: 'e2e-writer' });
     workers.push(writer);
     await message(writer, 'writer-ready', 60_000);
-    const writerDone = message<WriterDone>(writer, 'writer-done', o.seconds * 1000 + 120_000);
+    const writerDone = message<WriterDone>(writer, 'writer-done', writeSeconds * 1000 + 120_000);
     const ctl = new Int32Array(control);
     const delay = monitorEventLoopDelay({ resolution: 1 });
-    delay.enable();
-    const elu0 = perf.eventLoopUtilization();
-    const cpu0 = process.cpuUsage();
-    const wall0 = performance.now();
+    let elu0 = perf.eventLoopUtilization();
+    let cpu0 = process.cpuUsage();
+    let wall0 = performance.now();
+    // the main thread's figures cover the measured window: start them when the warm-up ends
+    const startMeasuring = (): void => {
+      delay.enable();
+      elu0 = perf.eventLoopUtilization();
+      cpu0 = process.cpuUsage();
+      wall0 = performance.now();
+    };
+    const warmupTimer = warmup > 0 ? setTimeout(startMeasuring, warmup * 1000) : null;
+    clock[0] = Math.floor(nowMicros()) + warmup * 1_000_000;
+    if (warmupTimer === null) startMeasuring();
     Atomics.store(ctl, 0, 1);
     Atomics.notify(ctl, 0);
     const wd = await writerDone;
+    if (warmupTimer !== null) clearTimeout(warmupTimer);
     const elu = perf.eventLoopUtilization(elu0);
     const cpu = process.cpuUsage(cpu0);
     const wallMs = performance.now() - wall0;
@@ -362,7 +395,7 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
       processCpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
     };
     const exp = totalOf(wd.totals);
-    o.log(`paced: ${exp.count} ticks written in ${wd.seconds.toFixed(1)} s (${wd.flushes} flushes, at most ${wd.maxBacklog} ticks behind schedule); draining`);
+    o.log(`paced: ${exp.count} ticks written in ${wd.seconds.toFixed(1)} s (warm-up included) (${wd.flushes} flushes, at most ${wd.maxBacklog} ticks behind schedule); draining`);
     // drained: validated and journaled, fed to the hub, sent to every client, in Redis
     await waitUntil(() => {
       const v = e.validatorStats();
@@ -427,8 +460,9 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     stages.splice(3, 0, check('Parquet (hours compacted after close, DuckDB)', pt.count, pt.sum, exp, `${pq.hours} hour(s) compacted after close`));
     const lost = stages.reduce((a, x) => a + Math.max(0, x.expectedCount - x.count), 0);
     return {
-      rate: o.rate, seconds: o.seconds, written: exp.count, writer: wd, stages,
+      rate: o.rate, seconds: o.seconds, warmupSeconds: warmup, written: exp.count, writer: wd, stages,
       latency: { latest: latestR.latency, feed: summarize(feedHist), ws: wsR.latency, wsJson: wsJsonR?.latency ?? null, redis: redisR?.latency ?? null },
+      latencyAll: { feed: summarize(feedHistAll), ws: wsR.latencyAll, wsJson: wsJsonR?.latencyAll ?? null },
       wsClients: { binary: nBin, json: nJson }, redis: redis !== null, lost, errors, mainThread,
       observerUtilization: {
         latest: latestR.utilization, [nBin > 0 ? 'ws binary' : 'ws JSON']: wsR.utilization,

@@ -7,6 +7,8 @@
  *   and Σ ticks × size, latency = arrival − event time.
  * - `redis`: a subscriber to the sink's trade channel; messages counted and summed per symbol, latency
  *   from the message's ISO timestamp (µs).
+ * Latency goes to two histograms: every tick (`latencyAll`), and the ticks written after the warm-up
+ * (`latency`: event time ≥ the shared clock's start, set by the harness when the writer starts).
  * The harness posts {type:'stop'}; the worker answers with an ObserverDone and exits.
  */
 import { performance as perf } from 'node:perf_hooks';
@@ -22,6 +24,14 @@ import { nameThisThread } from '../../engine/thread-priority.ts';
 const d = workerData as ObserverData;
 nameThisThread(`obs:${d.mode}${d.format ? `:${d.format}` : ''}`);
 const h = latencyHistogram();
+const hAll = latencyHistogram();
+const clock = new Float64Array(d.clock);
+/** Record one tick's latency: always in hAll, in h when the tick was written after the warm-up. */
+function record(now: number, tsMicros: number): void {
+  recordLatency(hAll, now - tsMicros);
+  const from = clock[0]!;
+  if (from > 0 && tsMicros >= from) recordLatency(h, now - tsMicros);
+}
 const errors: string[] = [];
 /** Latest-table poll interval (TICKPIPE_E2E_LATEST_POLL_MS, default 0.2 ms). */
 const POLL_MS = Number(process.env.TICKPIPE_E2E_LATEST_POLL_MS ?? 0.2);
@@ -33,7 +43,7 @@ function emptyTotals(): WsClientTotals {
 }
 
 function finish(clients: WsClientTotals[]): void {
-  const done: ObserverDone = { type: 'observer-done', mode: d.mode, latency: summarize(h), clients, errors, utilization: perf.eventLoopUtilization(elu0).utilization };
+  const done: ObserverDone = { type: 'observer-done', mode: d.mode, latency: summarize(h), latencyAll: summarize(hAll), clients, errors, utilization: perf.eventLoopUtilization(elu0).utilization };
   parentPort!.postMessage(done);
 }
 
@@ -53,7 +63,7 @@ async function runLatest(): Promise<void> {
         if (seq !== lastSeq[i] && Number.isFinite(seq)) {
           const now = nowMicros();
           lastSeq[i] = seq;
-          recordLatency(h, now - raw[F_TRADE_TS_MICROS]!);
+          record(now, raw[F_TRADE_TS_MICROS]!);
           totals.symbols[d.symbols[i]!.symbol]!.count++;
           totals.symbols[d.symbols[i]!.symbol]!.lastSeq = seq;
         }
@@ -94,7 +104,7 @@ function onBinary(c: number, t: WsClientTotals, data: Buffer, now: number): void
   if (!s) { errors.push(`client ${c}: unexpected symbol ${symbol}`); return; }
   for (let i = 0; i < n; i++) {
     const seq = cols.seq[i]!;
-    recordLatency(h, now - cols.tsMicros[i]!);
+    record(now, cols.tsMicros[i]!);
     if (s.firstSeq < 0) s.firstSeq = seq;
     else if (seq !== s.lastSeq + 1) s.seqBreaks++;
     s.lastSeq = seq;
@@ -131,7 +141,7 @@ async function runWs(): Promise<void> {
         const s = t.symbols[p.symbol];
         if (!s) { errors.push(`client ${c}: unexpected symbol ${p.symbol}`); return; }
         for (const tick of p.ticks) {
-          recordLatency(h, now - tick.tsMicros);
+          record(now, tick.tsMicros);
           if (s.firstSeq < 0) s.firstSeq = tick.seq;
           else if (tick.seq !== s.lastSeq + 1) s.seqBreaks++;
           s.lastSeq = tick.seq;
@@ -167,7 +177,7 @@ async function runRedis(): Promise<void> {
     if (!s) return;
     s.count++;
     s.sum += tickSum(o.price, o.size);
-    recordLatency(h, now - isoToMicros(o.timestamp));
+    record(now, isoToMicros(o.timestamp));
   });
   await sub.subscribe(d.channel!);
   parentPort!.postMessage({ type: 'observer-ready' });

@@ -19,6 +19,7 @@ export interface E2EArgs {
   compare: boolean;
   rate: number;
   seconds: number;
+  warmup: number;
   clients: number;
   wsFormat: 'binary' | 'json' | 'both';
   backlog: number;
@@ -36,7 +37,8 @@ export const USAGE = [
   '  --quick            10 s paced run, 500 k tick backlog',
   '  --paced            the paced run only        --max       the max run only',
   '  --rate <n>         paced ticks/s (default 10000)',
-  '  --seconds <n>      paced duration (default 60; quick 10)',
+  '  --seconds <n>      paced measured window (default 60; quick 10)',
+  '  --warmup <n>       paced writing before the measured window, same rate (default 5; quick 2; 0 = none)',
   '  --clients <n>      WebSocket clients (default 10)',
   '  --ws-format <f>    binary | json | both (default both: half the clients binary FlatBuffers, half JSON)',
   '  --backlog <n>      max-mode ticks (default 3000000; quick 500000)',
@@ -51,11 +53,11 @@ export const USAGE = [
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export function parseE2EArgs(argv: readonly string[]): E2EArgs {
-  const a: E2EArgs = { paced: true, max: true, compare: true, rate: 10_000, seconds: 60, clients: 10, wsFormat: 'both', backlog: 3_000_000, ringSlots: 1 << 20, ladder: [], redis: 'auto', redisDb: 13, outDir: BENCH_DIR, help: false };
+  const a: E2EArgs = { paced: true, max: true, compare: true, rate: 10_000, seconds: 60, warmup: 5, clients: 10, wsFormat: 'both', backlog: 3_000_000, ringSlots: 1 << 20, ladder: [], redis: 'auto', redisDb: 13, outDir: BENCH_DIR, help: false };
   let quick = false;
   let onlyPaced = false;
   let onlyMax = false;
-  const set: Partial<Record<'seconds' | 'backlog', boolean>> = {};
+  const set: Partial<Record<'seconds' | 'backlog' | 'warmup', boolean>> = {};
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${name} needs a number ≥ ${min}, got ${v ?? 'nothing'}`);
@@ -71,6 +73,7 @@ export function parseE2EArgs(argv: readonly string[]): E2EArgs {
     else if (x === '--help' || x === '-h') a.help = true;
     else if (x === '--rate') a.rate = num(x, argv[++i], 1);
     else if (x === '--seconds') { a.seconds = num(x, argv[++i], 1); set.seconds = true; }
+    else if (x === '--warmup') { a.warmup = num(x, argv[++i], 0); set.warmup = true; }
     else if (x === '--clients') a.clients = Math.floor(num(x, argv[++i], 1));
     else if (x === '--ws-format') {
       const v = argv[++i];
@@ -87,6 +90,7 @@ export function parseE2EArgs(argv: readonly string[]): E2EArgs {
     else throw new Error(`unknown argument ${x}`);
   }
   if (quick && !set.seconds) a.seconds = 10;
+  if (quick && !set.warmup) a.warmup = 2;
   if (quick && !set.backlog) a.backlog = 500_000;
   if (onlyPaced && !onlyMax) a.max = false;
   if (onlyMax && !onlyPaced) { a.paced = false; a.compare = false; }
@@ -108,7 +112,7 @@ async function compare(suite: string, log: (m: string) => void): Promise<Compare
 export async function runE2E(a: E2EArgs, argText: string, log: (m: string) => void = console.log): Promise<{ report: E2EReport; files: string[] }> {
   const loadAtStart = os.loadavg();
   const report: E2EReport = { paced: null, max: null, ladder: [], compared: [], args: argText };
-  if (a.paced) report.paced = await runPaced({ rate: a.rate, seconds: a.seconds, clients: a.clients, wsFormat: a.wsFormat, redis: a.redis, redisDb: a.redisDb, log });
+  if (a.paced) report.paced = await runPaced({ rate: a.rate, seconds: a.seconds, warmupSeconds: a.warmup, clients: a.clients, wsFormat: a.wsFormat, redis: a.redis, redisDb: a.redisDb, log });
   if (a.max) report.max = await runMax({ ticks: a.backlog, log, ringSlots: a.ringSlots });
   for (const rate of a.ladder) {
     const r = await runPaced({ rate, seconds: 5, clients: 2, wsFormat: 'binary', redis: 'off', redisDb: a.redisDb, log });

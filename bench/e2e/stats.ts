@@ -101,6 +101,7 @@ export function basePriceOf(symbol: string): number {
 export interface WriterData {
   files: Array<{ symbol: string; path: string }>;
   rate: number;
+  /** writing time in all: the warm-up and the measured window */
   seconds: number;
   /** Int32 flag: the harness sets [0] = 1 to start writing. */
   control: SharedArrayBuffer;
@@ -120,6 +121,12 @@ export type ObserverMode = 'latest' | 'ws' | 'redis';
 
 export interface ObserverData {
   mode: ObserverMode;
+  /**
+   * Float64 [0]: the measured window's start (Unix µs; 0 until the harness starts the writer). Latency is
+   * recorded for ticks whose event time is at or after it; ticks of the warm-up before it are counted and
+   * summed like every other (zero loss is checked over all of them), and go only to `latencyAll`.
+   */
+  clock: SharedArrayBuffer;
   symbols: Array<{ symbol: string; id: number }>;
   /** latest: the LatestTable buffer */
   latest?: SharedArrayBuffer;
@@ -142,7 +149,10 @@ export interface WsClientTotals {
 export interface ObserverDone {
   type: 'observer-done';
   mode: ObserverMode;
+  /** ticks of the measured window (event time ≥ the clock's start) */
   latency: LatencySummary;
+  /** every tick, the warm-up included */
+  latencyAll: LatencySummary;
   /** ws: one entry per client; redis: one entry (channel messages); latest: updates seen per symbol */
   clients: WsClientTotals[];
   errors: string[];
