@@ -40,12 +40,11 @@
  * TICKPIPE_WS_BENCH_CLIENTS changes the client count, TICKPIPE_WS_BENCH_FLEETS=native|js|native,js which
  * fleets run. Run alone: `flock /tmp/tickpipe-bench.lock node --import tsx bench/ws.bench.ts [--quick]`.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import path from 'node:path';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import * as hdr from 'hdr-histogram-js';
 import { App, us_listen_socket_close, us_socket_local_port, type us_listen_socket } from 'uWebSockets.js';
@@ -57,6 +56,7 @@ import { SymbolRegistry } from '../engine/symbols/registry.ts';
 import { spawnWorker } from '../engine/worker-host.ts';
 import { RecordKind, TradeFlag, writeTrade } from '../schemas/records.ts';
 import { sig, type BenchResult, type BenchSuite } from './lib.ts';
+import { buildNative, clockOffsetMicros, histogramLine as nativeHistogramLine, TCP_FANOUT_SRC, WS_CLIENT_SRC } from './native/build.ts';
 
 const CLIENTS = Number(process.env.TICKPIPE_WS_BENCH_CLIENTS ?? 100);
 const WORKERS = CLIENTS >= 2 ? 2 : 1;
@@ -70,8 +70,6 @@ const FLEETS = (process.env.TICKPIPE_WS_BENCH_FLEETS ?? 'native,js').split(',').
  */
 const CLIENT_CPU = Number(process.env.TICKPIPE_WS_BENCH_CLIENT_CPU ?? availableParallelism() - 1);
 const CLIENT_SPIN_US = Number(process.env.TICKPIPE_WS_BENCH_CLIENT_SPIN_US ?? 300);
-const NATIVE_SRC = fileURLToPath(new URL('./native/ws-client.cc', import.meta.url));
-const FLOOR_SRC = fileURLToPath(new URL('./native/tcp-fanout.cc', import.meta.url));
 
 /** What a fleet of clients reports at the end. */
 interface FleetResult {
@@ -104,18 +102,6 @@ function newHistogram(): hdr.Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
 }
 
-/** Offset between the producer's clock ((timeOrigin + now()) µs) and CLOCK_MONOTONIC µs (process.hrtime): median of 9 reads. */
-function clockOffsetMicros(): number {
-  const xs: number[] = [];
-  for (let i = 0; i < 9; i++) {
-    const w = (performance.timeOrigin + performance.now()) * 1000;
-    const m = Number(process.hrtime.bigint()) / 1000;
-    xs.push(w - m);
-  }
-  xs.sort((a, b) => a - b);
-  return xs[4]!;
-}
-
 /** CPU time of the calling thread in µs (Linux /proc/thread-self/stat, USER_HZ = 100); -1 when unavailable. */
 function threadCpuMicros(): number {
   try {
@@ -142,32 +128,8 @@ function machineJiffies(): { busy: number; total: number } | null {
 
 // ---- native fleet --------------------------------------------------------------------------------------
 
-/** A "TAG v:c v:c ..." line of the native programs (1 µs buckets) as an hdr histogram. */
 function histogramLine(lines: string[], tag: string): hdr.Histogram {
-  const h = newHistogram();
-  const line = lines.find((l) => l.startsWith(`${tag} `) || l === tag);
-  if (line === undefined) throw new Error(`native client output has no ${tag} line`);
-  for (const kv of line.split(' ').slice(1)) {
-    const [v, c] = kv.split(':').map(Number) as [number, number];
-    h.recordValueWithCount(Math.min(Math.max(v, 1), 60_000_000), c);
-  }
-  return h;
-}
-
-/** Compile bench/native/ws-client.cc and tcp-fanout.cc; `missing` (with the reason) when g++ is absent or a build fails. */
-function buildNative(): { client: string; floor: string; dir: string } | { missing: string } {
-  const probe = spawnSync('g++', ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) return { missing: `g++ not found (${probe.error?.message ?? `exit ${probe.status}`})` };
-  const dir = mkdtempSync(path.join(tmpdir(), 'tickpipe-ws-client-'));
-  const out = { client: path.join(dir, 'ws-client'), floor: path.join(dir, 'tcp-fanout'), dir };
-  for (const [src, bin] of [[NATIVE_SRC, out.client], [FLOOR_SRC, out.floor]] as const) {
-    const r = spawnSync('g++', ['-O2', '-std=c++17', '-Wall', '-o', bin, src], { encoding: 'utf8' });
-    if (r.status !== 0) {
-      rmSync(dir, { recursive: true, force: true });
-      return { missing: `g++ could not build ${src}: ${(r.stderr || r.error?.message || '').slice(0, 500)}` };
-    }
-  }
-  return out;
+  return nativeHistogramLine(lines, tag, newHistogram());
 }
 
 interface FloorResult extends FleetResult { senderMicrosPerBatch: number; batches: number; machineBusy: number }
@@ -426,14 +388,14 @@ export const run: BenchSuite = async ({ quick }) => {
   const seconds = quick ? 2 : 10;
   const out: BenchResult[] = [];
   if (FLEETS.includes('native')) {
-    const built = buildNative();
+    const built = buildNative({ client: WS_CLIENT_SRC, floor: TCP_FANOUT_SRC });
     if ('missing' in built) {
       console.warn(`ws bench: no native client: ${built.missing}; running the JS clients only`);
       out.push({ name: `native clients skipped: ${built.missing}`, unit: 'skipped', value: 0 });
       if (!FLEETS.includes('js')) FLEETS.push('js');
     } else {
       try {
-        const f = await runFleet('native', seconds, built.client);
+        const f = await runFleet('native', seconds, built.bins.client);
         const nativeRows = rows('native', f);
         out.push(...nativeRows);
         check('native', f);
@@ -441,7 +403,7 @@ export const run: BenchSuite = async ({ quick }) => {
         const frameBytes = f.bytesOut / f.framesOut;
         const batchMs = (f.seconds * 1e3) / f.batches;
         console.log(`ws bench: floor run with ${CLIENTS} sockets, ${Math.round(frameBytes)} B every ${batchMs.toFixed(2)} ms (the native run's mean frame and batch interval)`);
-        const floor = await runFloor(built.floor, seconds, batchMs * 1000, frameBytes);
+        const floor = await runFloor(built.bins.floor, seconds, batchMs * 1000, frameBytes);
         const fh = floor.histogram;
         const wsP99 = nativeRows[0]!.p99!;
         const floorP99 = sig(fh.getValueAtPercentile(99));

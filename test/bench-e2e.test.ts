@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { parseSyms } from '../bench/e2e/native-clients.ts';
 import { parseE2EArgs, runE2E } from '../bench/e2e/run.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'tickpipe-bench-e2e-test-'));
@@ -18,6 +19,9 @@ describe('bench:e2e harness', () => {
     const d = parseE2EArgs([]);
     expect(d).toMatchObject({ paced: true, max: true, compare: true, rate: 10_000, seconds: 60, warmup: 5, clients: 10, wsFormat: 'both', backlog: 3_000_000, redis: 'auto' });
     expect(parseE2EArgs(['--ws-format', 'json'])).toMatchObject({ wsFormat: 'json' });
+    expect(d.wsClients).toBe('native');
+    expect(parseE2EArgs(['--ws-clients', 'js'])).toMatchObject({ wsClients: 'js' });
+    expect(() => parseE2EArgs(['--ws-clients', 'python'])).toThrow(/--ws-clients/);
     expect(() => parseE2EArgs(['--ws-format', 'xml'])).toThrow(/--ws-format/);
     expect(parseE2EArgs(['--quick'])).toMatchObject({ seconds: 10, warmup: 2, backlog: 500_000 });
     expect(parseE2EArgs(['--warmup', '0'])).toMatchObject({ warmup: 0 });
@@ -62,7 +66,7 @@ describe('bench:e2e harness', () => {
     }
     // one binary and one JSON client: each format's latency has every tick once, and the measured window the
     // ticks written after the warm-up (about 3 s of the 4)
-    expect(p.wsClients).toEqual({ binary: 1, json: 1 });
+    expect(p.wsClients).toEqual({ binary: 1, json: 1, kind: 'native' }); // g++ is on every machine of this project (README)
     expect(p.latencyAll.ws.count).toBe(8000);
     expect(p.latencyAll.wsJson?.count).toBe(8000);
     expect(p.latencyAll.feed.count).toBe(8000);
@@ -96,4 +100,25 @@ describe('bench:e2e harness', () => {
     expect(md).toContain('after a 1 s warm-up');
     expect(md).toContain('incl. warm-up');
   }, 120_000);
+
+  test('the in-process JS clients (--ws-clients js) lose nothing either', async () => {
+    const dir = join(out, 'js');
+    const args = parseE2EArgs(['--paced', '--rate', '2000', '--seconds', '2', '--warmup', '0', '--clients', '2', '--ws-clients', 'js', '--no-redis', '--no-compare', '--out', dir]);
+    const { report } = await runE2E(args, 'test', () => undefined);
+    const p = report.paced!;
+    expect(p.wsClients).toEqual({ binary: 1, json: 1, kind: 'js' });
+    expect(p.stages.filter((s) => !s.ok)).toEqual([]);
+    expect(p.lost).toBe(0);
+    expect(p.latency.ws.count).toBe(4000); // no warm-up: every tick is measured
+    expect(p.latency.wsJson?.count).toBe(4000);
+  }, 120_000);
+
+  test('native client output: per-connection totals by symbol id; unknown ids and connections are errors', () => {
+    const names = new Map([[1, 'NQZ26'], [2, 'MNQZ26']]);
+    const { clients, errors } = parseSyms(['RESULT 1 0', 'SYMS 0 0 1:3:120:7:9:0 2:2:50:1:2:1', 'SYMS 1 1 1:1:40:5:5:0 9:1:1:1:1:0', 'SYMS 4 0 1:1:1:1:1:0', 'END'], names, 2);
+    expect(clients[0]).toEqual({ symbols: { NQZ26: { count: 3, sum: 120, firstSeq: 7, lastSeq: 9, seqBreaks: 0 }, MNQZ26: { count: 2, sum: 50, firstSeq: 1, lastSeq: 2, seqBreaks: 1 } }, closed: null });
+    expect(clients[1]!.closed).toBe('closed by the server');
+    expect(clients[1]!.symbols.MNQZ26).toEqual({ count: 0, sum: 0, firstSeq: -1, lastSeq: -1, seqBreaks: 0 });
+    expect(errors).toEqual(['native client 1: ticks of unexpected symbol id 9', 'native client: SYMS for unknown connection 4']);
+  });
 });

@@ -26,9 +26,11 @@ import { RecordKind, readF64, readKind, readSymbolId, readTsMicros, readU32 } fr
 import { ScidWriter } from '../../workers/sierra/scid-writer.ts';
 import { CompactionService } from '../../workers/compactor/service.ts';
 import { scidFileName } from '../../workers/sim/sim-files.ts';
+import { buildNative, WS_CLIENT_SRC } from '../native/build.ts';
+import { startNativeClients, type NativeClients } from './native-clients.ts';
 import {
   basePriceOf, latencyHistogram, nowMicros, recordLatency, summarize, TICK, tickSum, TickGen, type LatencySummary, type ObserverData, type ObserverDone, type SymbolTotals, type WriterData,
-  type WriterDone,
+  type WriterDone, type WsClientTotals,
 } from './stats.ts';
 
 export const REDIS_CHANNEL = 'market_data:sierra:trades';
@@ -62,7 +64,21 @@ export interface PacedOptions {
   /** 'auto': use Redis at 127.0.0.1:6379 when it answers */
   redis: 'auto' | 'off';
   redisDb: number;
+  /**
+   * The WebSocket clients: 'native' (default: bench/native/ws-client.cc, one process per format, built with
+   * g++; the JS clients when it cannot be built) or 'js' (`ws` clients in two worker threads of this process).
+   */
+  wsClients?: 'native' | 'js';
   log: (msg: string) => void;
+}
+
+/** One format's WebSocket clients, native or JS, behind one interface. */
+interface WsFleet {
+  ready: Promise<unknown>;
+  /** start of the measured window, Unix µs */
+  from(micros: number): void;
+  stop(): Promise<{ latency: LatencySummary; latencyAll: LatencySummary; clients: WsClientTotals[]; errors: string[]; utilization: number }>;
+  kill(): Promise<void>;
 }
 
 export interface PacedResult {
@@ -76,14 +92,14 @@ export interface PacedResult {
   latency: { latest: LatencySummary; feed: LatencySummary; ws: LatencySummary; wsJson: LatencySummary | null; redis: LatencySummary | null };
   /** the same over every tick, the warm-up's included */
   latencyAll: { feed: LatencySummary; ws: LatencySummary; wsJson: LatencySummary | null };
-  /** WebSocket clients per format */
-  wsClients: { binary: number; json: number };
+  /** WebSocket clients per format, and what they were */
+  wsClients: { binary: number; json: number; kind: 'native' | 'js'; note?: string };
   redis: boolean;
   lost: number;
   errors: string[];
   /** the engine's main thread (uWS, feed, hub) during the measured window: event-loop utilisation and delay (ms) */
   mainThread: { utilization: number; delayP50: number; delayP99: number; delayMax: number; processCpuCores: number };
-  /** event-loop utilisation of the observer threads during the run */
+  /** event-loop utilisation of the observer threads during the run (native clients: their process's CPU, in cores) */
   observerUtilization: Record<string, number>;
 }
 
@@ -327,6 +343,8 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
   const expectedPerSymbol = Math.ceil((o.rate * writeSeconds) / s.symbols.length);
   let engine: Engine | null = null;
   const workers: Worker[] = [];
+  const nativeClients: NativeClients[] = [];
+  let nativeDir: string | null = null;
   try {
     engine = await Engine.start(loadConfig(engineEnv(s, expectedPerSymbol, redisUrl)), quietLog(errors));
     const e = engine;
@@ -344,10 +362,38 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const nBin = o.wsFormat === 'binary' ? o.clients : o.wsFormat === 'json' ? 0 : Math.ceil(o.clients / 2);
     const nJson = o.clients - nBin;
     const wsUrl = (format: 'json' | 'binary'): string => `ws://127.0.0.1:${e.port}/ws?format=${format}&token=${encodeURIComponent(key)}`;
-    const wsW = observer({ mode: 'ws', symbols: symIds, url: wsUrl(nBin > 0 ? 'binary' : 'json'), format: nBin > 0 ? 'binary' : 'json', clients: nBin > 0 ? nBin : nJson });
-    const wsJsonW = nBin > 0 && nJson > 0 ? observer({ mode: 'ws', symbols: symIds, url: wsUrl('json'), format: 'json', clients: nJson }) : null;
+    const stopAndCollect = async (w: Worker): Promise<ObserverDone> => {
+      const p = message<ObserverDone>(w, 'observer-done', 30_000);
+      w.postMessage({ type: 'stop' });
+      return p;
+    };
+    const jsFleet = (format: 'json' | 'binary', clients: number): WsFleet => {
+      const w = observer({ mode: 'ws', symbols: symIds, url: wsUrl(format), format, clients });
+      return { ready: message(w, 'observer-ready', 60_000), from: () => undefined, stop: () => stopAndCollect(w), kill: async () => { await w.terminate(); } };
+    };
+    let nativeWall0 = 0;
+    const nativeFleet = (bin: string, format: 'json' | 'binary', clients: number): WsFleet => {
+      const path = `/ws?format=${format}&token=${encodeURIComponent(key)}`;
+      const f = startNativeClients(bin, e.port, path, clients, symIds);
+      nativeClients.push(f);
+      return {
+        ready: f.ready, from: (us) => f.from(us), kill: () => f.kill(),
+        stop: async () => { const r = await f.stop(); return { ...r, utilization: r.cpuMicros / 1000 / Math.max(1, performance.now() - nativeWall0) }; },
+      };
+    };
+    let kind: 'native' | 'js' = o.wsClients ?? 'native';
+    let kindNote: string | undefined;
+    let bin: string | null = null;
+    if (kind === 'native') {
+      const built = buildNative({ client: WS_CLIENT_SRC });
+      if ('missing' in built) { kind = 'js'; kindNote = `native clients unavailable (${built.missing}): JS clients instead`; o.log(`paced: ${kindNote}`); }
+      else { bin = built.bins.client; nativeDir = built.dir; }
+    }
+    const fleet = (format: 'json' | 'binary', clients: number): WsFleet => (bin !== null ? nativeFleet(bin, format, clients) : jsFleet(format, clients));
+    const wsW = fleet(nBin > 0 ? 'binary' : 'json', nBin > 0 ? nBin : nJson);
+    const wsJsonW = nBin > 0 && nJson > 0 ? fleet('json', nJson) : null;
     const redisW = redis ? observer({ mode: 'redis', symbols: symIds, redisUrl: redisUrl!, channel: REDIS_CHANNEL }) : null;
-    await Promise.all([latestW, wsW, ...(wsJsonW ? [wsJsonW] : []), ...(redisW ? [redisW] : [])].map((w) => message(w, 'observer-ready', 60_000)));
+    await Promise.all([message(latestW, 'observer-ready', 60_000), wsW.ready, ...(wsJsonW ? [wsJsonW.ready] : []), ...(redisW ? [message(redisW, 'observer-ready', 60_000)] : [])]);
     // tick → the main thread's record feed (what the hub gets): splits the WebSocket latency into
     // upstream (source, validator, feed ring, main-thread wake-up) and hub + socket + client
     const feedHist = latencyHistogram();
@@ -381,6 +427,9 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     };
     const warmupTimer = warmup > 0 ? setTimeout(startMeasuring, warmup * 1000) : null;
     clock[0] = Math.floor(nowMicros()) + warmup * 1_000_000;
+    wsW.from(clock[0]);
+    wsJsonW?.from(clock[0]);
+    nativeWall0 = performance.now();
     if (warmupTimer === null) startMeasuring();
     Atomics.store(ctl, 0, 1);
     Atomics.notify(ctl, 0);
@@ -411,13 +460,8 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     }
     await sleep(500); // frames on the wire reach the clients
     unsubscribeFeed();
-    const stopAndCollect = async (w: Worker): Promise<ObserverDone> => {
-      const p = message<ObserverDone>(w, 'observer-done', 30_000);
-      w.postMessage({ type: 'stop' });
-      return p;
-    };
     const [latestR, wsR, wsJsonR, redisR] = await Promise.all([
-      stopAndCollect(latestW), stopAndCollect(wsW), wsJsonW ? stopAndCollect(wsJsonW) : Promise.resolve(null), redisW ? stopAndCollect(redisW) : Promise.resolve(null),
+      stopAndCollect(latestW), wsW.stop(), wsJsonW ? wsJsonW.stop() : Promise.resolve(null), redisW ? stopAndCollect(redisW) : Promise.resolve(null),
     ]);
     for (const r of [latestR, wsR, wsJsonR, redisR]) if (r) errors.push(...r.errors);
 
@@ -436,7 +480,7 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
       const t = totalOf(cl.symbols);
       const breaks = Object.values(cl.symbols).reduce((a, x) => a + x.seqBreaks, 0);
       const perSym = s.symbols.every((x) => cl.symbols[x]!.count === wd.totals[x]!.count && cl.symbols[x]!.sum === wd.totals[x]!.sum);
-      const st = check(`WebSocket client ${c + 1} (${format})`, t.count, t.sum, exp, `seq breaks ${breaks}${cl.closed ? `, closed ${cl.closed}` : ''}`);
+      const st = check(`WebSocket client ${c + 1} (${format})`, t.count, t.sum, exp, `${kind === 'native' ? 'native, ' : ''}seq breaks ${breaks}${cl.closed ? `, closed ${cl.closed}` : ''}`);
       st.ok = st.ok && breaks === 0 && perSym;
       stages.push(st);
     }
@@ -463,17 +507,18 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
       rate: o.rate, seconds: o.seconds, warmupSeconds: warmup, written: exp.count, writer: wd, stages,
       latency: { latest: latestR.latency, feed: summarize(feedHist), ws: wsR.latency, wsJson: wsJsonR?.latency ?? null, redis: redisR?.latency ?? null },
       latencyAll: { feed: summarize(feedHistAll), ws: wsR.latencyAll, wsJson: wsJsonR?.latencyAll ?? null },
-      wsClients: { binary: nBin, json: nJson }, redis: redis !== null, lost, errors, mainThread,
+      wsClients: { binary: nBin, json: nJson, kind, ...(kindNote ? { note: kindNote } : {}) }, redis: redis !== null, lost, errors, mainThread,
       observerUtilization: {
-        latest: latestR.utilization, [nBin > 0 ? 'ws binary' : 'ws JSON']: wsR.utilization,
-        ...(wsJsonR ? { 'ws JSON': wsJsonR.utilization } : {}), ...(redisR ? { redis: redisR.utilization } : {}),
+        latest: latestR.utilization, [`${kind === 'native' ? 'native ' : ''}${nBin > 0 ? 'ws binary' : 'ws JSON'}`]: wsR.utilization,
+        ...(wsJsonR ? { [`${kind === 'native' ? 'native ' : ''}ws JSON`]: wsJsonR.utilization } : {}), ...(redisR ? { redis: redisR.utilization } : {}),
       },
     };
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all([...workers.map((w) => w.terminate()), ...nativeClients.map((f) => f.kill())]);
     await engine?.close().catch(() => undefined);
     if (redis) { await redis.flushdb().catch(() => undefined); redis.disconnect(); }
     rmSync(s.dir, { recursive: true, force: true });
+    if (nativeDir !== null) rmSync(nativeDir, { recursive: true, force: true });
   }
 }
 

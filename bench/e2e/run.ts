@@ -22,6 +22,8 @@ export interface E2EArgs {
   warmup: number;
   clients: number;
   wsFormat: 'binary' | 'json' | 'both';
+  /** native: bench/native/ws-client.cc processes (default; JS when g++ cannot build it); js: `ws` clients in worker threads */
+  wsClients: 'native' | 'js';
   backlog: number;
   ringSlots: number;
   /** paced step ladder: ticks/s per step (5 s each, 2 clients, no Redis) */
@@ -41,6 +43,8 @@ export const USAGE = [
   '  --warmup <n>       paced writing before the measured window, same rate (default 5; quick 2; 0 = none)',
   '  --clients <n>      WebSocket clients (default 10)',
   '  --ws-format <f>    binary | json | both (default both: half the clients binary FlatBuffers, half JSON)',
+  '  --ws-clients <k>   native | js (default native: C clients in their own processes, built with g++;',
+  '                     js: `ws` clients in worker threads of the bench process, taking its CPU)',
   '  --backlog <n>      max-mode ticks (default 3000000; quick 500000)',
   '  --ring-slots <n>   max-mode TICKPIPE_RING_SLOTS (power of two; default 1048576, the engine default is 65536)',
   '  --ladder a,b,c     after the max run, paced steps at these ticks/s (5 s each, 2 clients, no Redis)',
@@ -53,7 +57,7 @@ export const USAGE = [
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 export function parseE2EArgs(argv: readonly string[]): E2EArgs {
-  const a: E2EArgs = { paced: true, max: true, compare: true, rate: 10_000, seconds: 60, warmup: 5, clients: 10, wsFormat: 'both', backlog: 3_000_000, ringSlots: 1 << 20, ladder: [], redis: 'auto', redisDb: 13, outDir: BENCH_DIR, help: false };
+  const a: E2EArgs = { paced: true, max: true, compare: true, rate: 10_000, seconds: 60, warmup: 5, clients: 10, wsFormat: 'both', wsClients: 'native', backlog: 3_000_000, ringSlots: 1 << 20, ladder: [], redis: 'auto', redisDb: 13, outDir: BENCH_DIR, help: false };
   let quick = false;
   let onlyPaced = false;
   let onlyMax = false;
@@ -79,6 +83,11 @@ export function parseE2EArgs(argv: readonly string[]): E2EArgs {
       const v = argv[++i];
       if (v !== 'binary' && v !== 'json' && v !== 'both') throw new Error(`--ws-format needs binary, json or both, got ${v ?? 'nothing'}`);
       a.wsFormat = v;
+    }
+    else if (x === '--ws-clients') {
+      const v = argv[++i];
+      if (v !== 'native' && v !== 'js') throw new Error(`--ws-clients needs native or js, got ${v ?? 'nothing'}`);
+      a.wsClients = v;
     }
     else if (x === '--backlog') { a.backlog = Math.floor(num(x, argv[++i], 1)); set.backlog = true; }
     else if (x === '--ladder') {
@@ -112,7 +121,7 @@ async function compare(suite: string, log: (m: string) => void): Promise<Compare
 export async function runE2E(a: E2EArgs, argText: string, log: (m: string) => void = console.log): Promise<{ report: E2EReport; files: string[] }> {
   const loadAtStart = os.loadavg();
   const report: E2EReport = { paced: null, max: null, ladder: [], compared: [], args: argText };
-  if (a.paced) report.paced = await runPaced({ rate: a.rate, seconds: a.seconds, warmupSeconds: a.warmup, clients: a.clients, wsFormat: a.wsFormat, redis: a.redis, redisDb: a.redisDb, log });
+  if (a.paced) report.paced = await runPaced({ rate: a.rate, seconds: a.seconds, warmupSeconds: a.warmup, clients: a.clients, wsFormat: a.wsFormat, wsClients: a.wsClients, redis: a.redis, redisDb: a.redisDb, log });
   if (a.max) report.max = await runMax({ ticks: a.backlog, log, ringSlots: a.ringSlots });
   for (const rate of a.ladder) {
     const r = await runPaced({ rate, seconds: 5, clients: 2, wsFormat: 'binary', redis: 'off', redisDb: a.redisDb, log });

@@ -32,6 +32,15 @@
 //                     connection to receive it, and last − first receipt (the fan-out spread), same format
 //                     "END", then exit 0
 //   out "FATAL <message>" on setup failure (then exit 1); protocol errors go to stderr and count as errors.
+//
+// End-to-end mode (environment WS_CLIENT_E2E=1, bench/e2e): SYMBOL is a comma-separated list (all subscribed),
+// frames may be binary or JSON (the PATH's format), and every connection keeps per symbol id: ticks, Σ round(price
+// / 0.25) × size, the first and last seq and seq breaks (the first seq of a symbol may be anything; each next one
+// must be the previous + 1). Latency goes to HISTALL for every tick and to HIST only for ticks whose ts_micros is
+// at or after the start of the measured window, given on stdin as "FROM <unix µs>" (none before it).
+// STOP then also prints, before END, one line per connection:
+//   "SYMS <conn> <closed 0|1> <symbol id>:<ticks>:<sum>:<first seq>:<last seq>:<breaks> ..."   and "HISTALL ...".
+// JSON tick batches are read by key ("symbolId", "seq", "tsMicros", "price", "size" in the hub's key order).
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstdint>
@@ -39,6 +48,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <cmath>
 #include <fcntl.h>
 #include <sched.h>
 #include <map>
@@ -136,6 +146,26 @@ inline void record_into(std::vector<uint64_t>& h, double v) {
 
 enum class St { Handshake, Open, Closed };
 
+struct SymStat { uint64_t count = 0; long long sum = 0; uint32_t first = 0, last = 0; uint64_t breaks = 0; bool any = false; };
+
+bool g_e2e = false;
+double g_from = 0;  // e2e: start of the measured window (Unix µs); 0 = not started
+std::vector<uint64_t> g_hist_all(HIST_EXACT, 0);
+std::map<uint64_t, uint64_t> g_hist_all_big;
+
+/** e2e mode: one tick of a connection: totals, seq continuity per symbol, latency (measured window and all). */
+inline void e2e_tick(SymStat& s, uint32_t seq, double ts, double price, uint32_t size, double t) {
+  if (s.any && seq != s.last + 1) s.breaks++;
+  if (!s.any) { s.any = true; s.first = seq; }
+  s.last = seq;
+  s.count++;
+  s.sum += (long long)std::floor(price / 0.25 + 0.5) * (long long)size;  // Math.round(price / TICK) * size
+  double lat = t - ts;
+  uint64_t v = lat < 1 ? 1 : (uint64_t)(lat + 0.5);
+  if (v < HIST_EXACT) g_hist_all[v]++; else g_hist_all_big[v]++;
+  if (g_from > 0 && ts >= g_from) record(lat);
+}
+
 struct Conn {
   int fd = -1;
   int idx = 0;
@@ -148,6 +178,7 @@ struct Conn {
   std::string out;           // unsent bytes
   uint32_t next = 1;         // next expected seq
   uint64_t frames = 0;
+  std::map<uint32_t, struct SymStat> syms;  // e2e mode: per symbol id
   bool subscribed = false;
   bool wantOut = false;
 };
@@ -248,6 +279,16 @@ void on_binary(Conn& c, const uint8_t* b, size_t n) {
   uint32_t count = rd32(b + vec);
   size_t base = vec + 4;
   if ((uint64_t)base + (uint64_t)count * 56 > n) { err(c, "ticks vector past the end of the frame"); return; }
+  if (g_e2e) {
+    for (uint32_t k = 0; k < count; k++) {
+      const uint8_t* tk = b + base + (size_t)k * 56;
+      e2e_tick(c.syms[rd16(tk + 52)], rd32(tk + 32), rdf64(tk), rdf64(tk + 8), rd32(tk + 36), t);
+    }
+    g_received += count;
+    c.frames++;
+    g_frames++;
+    return;
+  }
   for (uint32_t k = 0; k < count; k++) {
     const uint8_t* tk = b + base + (size_t)k * 56;
     uint32_t seq = rd32(tk + 32);
@@ -277,7 +318,50 @@ void on_binary(Conn& c, const uint8_t* b, size_t n) {
   g_frames++;
 }
 
+/** The number after `"key":` at or after `from` in [p, p+n); false when the key is missing or the value is not a number. */
+bool json_num(const char* p, size_t n, size_t& from, const char* key, double& out) {
+  size_t kl = strlen(key);
+  const void* at = memmem(p + from, n - from, key, kl);
+  if (at == nullptr) return false;
+  size_t v = (size_t)((const char*)at - p) + kl;
+  if (v >= n) return false;
+  char* end = nullptr;
+  out = strtod(p + v, &end);
+  if (end == p + v || end > p + n) return false;
+  from = (size_t)(end - p);
+  return true;
+}
+
+/** e2e mode: a JSON tickBatch frame of the hub (schemas/wire.ts frameToJson key order). */
+void on_json_batch(Conn& c, const char* p, size_t n, double t) {
+  size_t pos = 0;
+  const char* ticks = (const char*)memmem(p, n, "\"ticks\":[", 9);
+  if (ticks == nullptr) { err(c, "tickBatch without ticks"); return; }
+  pos = (size_t)(ticks - p) + 9;
+  uint32_t count = 0;
+  for (;;) {
+    double sid, seq, ts, price, size;
+    size_t probe = pos;
+    if (!json_num(p, n, probe, "{\"symbolId\":", sid)) break;
+    pos = probe;
+    if (!json_num(p, n, pos, "\"seq\":", seq) || !json_num(p, n, pos, "\"tsMicros\":", ts) || !json_num(p, n, pos, "\"price\":", price) ||
+        !json_num(p, n, pos, "\"size\":", size)) { err(c, "JSON tick without seq, tsMicros, price or size"); return; }
+    e2e_tick(c.syms[(uint32_t)sid], (uint32_t)seq, ts, price, (uint32_t)size, t);
+    count++;
+  }
+  g_received += count;
+  c.frames++;
+  g_frames++;
+}
+
 void on_text(Conn& c, const uint8_t* p, size_t n) {
+  if (g_e2e && c.subscribed) {
+    const double t = now_us();
+    const char* cp = (const char*)p;
+    if (memmem(cp, n, "\"type\":\"tickBatch\"", 18) != nullptr) { on_json_batch(c, cp, n, t); return; }
+    if (memmem(cp, n, "\"type\":\"error\"", 14) != nullptr) { err(c, "server sent an error"); fprintf(stderr, "  %.200s\n", std::string(cp, n < 200 ? n : 200).c_str()); }
+    return;  // gap notices, pongs and other control messages: not ticks
+  }
   std::string s((const char*)p, n);
   if (s.find("\"type\":\"subscribed\"") != std::string::npos) {
     if (!c.subscribed) { c.subscribed = true; g_acked++; }
@@ -292,7 +376,15 @@ void on_text(Conn& c, const uint8_t* p, size_t n) {
 
 void on_open(Conn& c) {
   c.st = St::Open;
-  std::string sub = "{\"op\":\"subscribe\",\"symbols\":[\"" + g_symbol + "\"],\"channels\":[\"trades\"]}";
+  std::string list;
+  size_t a = 0;
+  for (;;) {  // SYMBOL may be a comma-separated list
+    size_t b = g_symbol.find(',', a);
+    list += (list.empty() ? "\"" : ",\"") + g_symbol.substr(a, b == std::string::npos ? std::string::npos : b - a) + "\"";
+    if (b == std::string::npos) break;
+    a = b + 1;
+  }
+  std::string sub = "{\"op\":\"subscribe\",\"symbols\":[" + list + "],\"channels\":[\"trades\"]}";
   send_frame(c, 1, (const uint8_t*)sub.data(), sub.size());
 }
 
@@ -430,6 +522,15 @@ void result() {
   for (uint32_t v = 0; v < HIST_EXACT; v++) if (g_hist_first[v]) printf(" %u:%llu", v, (unsigned long long)g_hist_first[v]);
   printf("\nHSPREAD");
   for (uint32_t v = 0; v < HIST_EXACT; v++) if (g_hist_spread[v]) printf(" %u:%llu", v, (unsigned long long)g_hist_spread[v]);
+  if (g_e2e) {
+    printf("\nHISTALL");
+    for (uint32_t v = 0; v < HIST_EXACT; v++) if (g_hist_all[v]) printf(" %u:%llu", v, (unsigned long long)g_hist_all[v]);
+    for (auto& kv : g_hist_all_big) printf(" %llu:%llu", (unsigned long long)kv.first, (unsigned long long)kv.second);
+    for (auto& c : g_conns) {
+      printf("\nSYMS %d %d", c.idx, c.st == St::Closed ? 1 : 0);
+      for (auto& kv : c.syms) printf(" %u:%llu:%lld:%u:%u:%llu", kv.first, (unsigned long long)kv.second.count, kv.second.sum, kv.second.first, kv.second.last, (unsigned long long)kv.second.breaks);
+    }
+  }
   printf("\nEND\n");
   fflush(stdout);
 }
@@ -452,6 +553,8 @@ int main(int argc, char** argv) {
   int count = atoi(argv[4]);
   g_symbol = argv[5];
   g_offset_us = strtod(argv[6], nullptr);
+  const char* e2e = getenv("WS_CLIENT_E2E");
+  g_e2e = e2e != nullptr && strcmp(e2e, "1") == 0;
   timespec seed;
   clock_gettime(CLOCK_REALTIME, &seed);
   g_rng ^= (uint64_t)seed.tv_nsec << 20 ^ (uint64_t)getpid();
@@ -521,6 +624,7 @@ int main(int argc, char** argv) {
           ctl.erase(0, nl + 1);
           if (line == "PROGRESS") { printf("PROGRESS %llu\n", (unsigned long long)g_received); fflush(stdout); }
           else if (line == "STOP") { result(); return 0; }
+          else if (line.compare(0, 5, "FROM ") == 0) g_from = strtod(line.c_str() + 5, nullptr);
         }
         continue;
       }
