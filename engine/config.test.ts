@@ -22,6 +22,13 @@ describe('engine config', () => {
     expect(demoSymbols(Date.UTC(2025, 11, 15) * 1000)).toEqual(['NQH26', 'MNQH26', 'MESH26']);
     expect(c.dataDir.endsWith('/data')).toBe(true);
     expect(c.host).toBe('127.0.0.1');
+    expect(c.pollMs).toBe(250);
+    expect(c.pollMinMs).toBe(1);
+  });
+
+  test('file polling: the quick interval never exceeds the longest; fractions allowed', () => {
+    expect(loadConfig({ TICKPIPE_POLL_MS: '5', TICKPIPE_POLL_MIN_MS: '0.5' })).toMatchObject({ pollMs: 5, pollMinMs: 0.5 });
+    expect(loadConfig({ TICKPIPE_POLL_MS: '2', TICKPIPE_POLL_MIN_MS: '10' })).toMatchObject({ pollMs: 2, pollMinMs: 2 });
   });
 
   test('values from the environment, overrides win', () => {
@@ -38,6 +45,8 @@ describe('engine config', () => {
     [{ TICKPIPE_PORT: '70000' }, 'TICKPIPE_PORT'],
     [{ TICKPIPE_PORT: '-1' }, 'TICKPIPE_PORT'],
     [{ TICKPIPE_POLL_MS: '0' }, 'TICKPIPE_POLL_MS'],
+    [{ TICKPIPE_POLL_MIN_MS: '0' }, 'TICKPIPE_POLL_MIN_MS'],
+    [{ TICKPIPE_POLL_MIN_MS: 'fast' }, 'TICKPIPE_POLL_MIN_MS'],
     [{ TICKPIPE_RING_SLOTS: '1000' }, 'TICKPIPE_RING_SLOTS'],
     [{ TICKPIPE_DEMO: 'maybe' }, 'TICKPIPE_DEMO'],
     [{ TICKPIPE_PRICE_MULTIPLIERS: 'ES=abc' }, 'TICKPIPE_PRICE_MULTIPLIERS'],

@@ -48,6 +48,7 @@ export const ENV_SCHEMA = z.object({
   TICKPIPE_PRICE_MULTIPLIERS: multipliers.optional(),
   TICKPIPE_MERGE_BUNDLES: bool.default(false),
   TICKPIPE_POLL_MS: z.coerce.number().int().min(1).max(60_000).default(250),
+  TICKPIPE_POLL_MIN_MS: z.coerce.number().min(0.1).max(60_000).default(1),
   TICKPIPE_DEMO: bool.optional(),
   TICKPIPE_DEMO_RATE: z.coerce.number().min(1).max(2_000_000).default(600),
   TICKPIPE_DEMO_HISTORY_MIN: z.coerce.number().min(0).max(24 * 60).default(10),
@@ -78,7 +79,8 @@ export const ENV_HELP: Record<keyof z.infer<typeof ENV_SCHEMA>, string> = {
   TICKPIPE_FILE_SUFFIX: 'file name suffix after the symbol; default _FUT_CME (MNQZ25_FUT_CME.scid)',
   TICKPIPE_PRICE_MULTIPLIERS: 'per-symbol price multipliers, e.g. ESZ25=0.01 for feeds that store prices ×100',
   TICKPIPE_MERGE_BUNDLES: 'merge unbundled sub-trades into one trade (1/0); default 0',
-  TICKPIPE_POLL_MS: 'file size polling interval in ms; default 250',
+  TICKPIPE_POLL_MS: 'longest file polling interval in ms, reached after 50 ms without new data (doubling from TICKPIPE_POLL_MIN_MS); default 250',
+  TICKPIPE_POLL_MIN_MS: 'file polling interval in ms while data is arriving (fractions allowed; raise it where stat is slow, e.g. /mnt/c under WSL2); default 1',
   TICKPIPE_DEMO: 'run the simulated market (1/0); default 1 when TICKPIPE_SIERRA_DIR is unset',
   TICKPIPE_DEMO_RATE: 'demo market trades per second over all symbols; default 600',
   TICKPIPE_DEMO_HISTORY_MIN: 'minutes of demo history written at start before the live part; default 10',
@@ -110,6 +112,8 @@ export interface EngineConfig {
   priceMultipliers: Record<string, number>;
   mergeBundles: boolean;
   pollMs: number;
+  /** polling interval while data arrives (≤ pollMs) */
+  pollMinMs: number;
   demo: boolean;
   demoRate: number;
   demoHistoryMinutes: number;
@@ -178,6 +182,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     priceMultipliers: e.TICKPIPE_PRICE_MULTIPLIERS ?? {},
     mergeBundles: e.TICKPIPE_MERGE_BUNDLES,
     pollMs: e.TICKPIPE_POLL_MS,
+    pollMinMs: Math.min(e.TICKPIPE_POLL_MIN_MS, e.TICKPIPE_POLL_MS),
     demo,
     demoRate: e.TICKPIPE_DEMO_RATE,
     demoHistoryMinutes: e.TICKPIPE_DEMO_HISTORY_MIN,

@@ -214,7 +214,7 @@ export class Engine {
       const ring = createRing({ slotCount: c.ringSlots, slotBytes: RECORD_SLOT_BYTES, recordKind: RECORD_RING_KIND });
       this.rings[name] = ring;
       const progress = IngestProgress.create(files.length);
-      sup.add({ name, entry, outputs: [ring], data: { name, ring, progress, files, dataDir: c.dataDir, pollMs: c.pollMs, follow: true, durableConsumer: viaValidator } });
+      sup.add({ name, entry, outputs: [ring], data: { name, ring, progress, files, dataDir: c.dataDir, pollMs: c.pollMs, pollMinMs: c.pollMinMs, follow: true, durableConsumer: viaValidator } });
       if (viaValidator) validated.push(ring);
       else this.drains.push(new RingDrain(name, ring, this.latest, (id) => this.registry.metaOf(id).tickSize));
     }

@@ -146,7 +146,7 @@ async function setup(): Promise<Setup> {
 function engineEnv(s: Setup, ticksPerSymbol: number, redisUrl: string | null, ringSlots?: number): Record<string, string> {
   return {
     TICKPIPE_DATA_DIR: s.dataDir, TICKPIPE_PORT: '0', TICKPIPE_HOST: '127.0.0.1', TICKPIPE_DEMO: '0', TICKPIPE_SIERRA_DIR: s.src,
-    TICKPIPE_SYMBOLS: s.symbols.join(','), TICKPIPE_POLL_MS: '1', TICKPIPE_SESSION_CALENDAR: '24x7',
+    TICKPIPE_SYMBOLS: s.symbols.join(','), TICKPIPE_SESSION_CALENDAR: '24x7',
     TICKPIPE_HOT_CAPACITY: String(2 ** Math.ceil(Math.log2(Math.max(65_536, ticksPerSymbol * 1.1)))),
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     ...(ringSlots ? { TICKPIPE_RING_SLOTS: String(ringSlots) } : {}),

@@ -20,7 +20,7 @@ import {
   TRADE_PRICE_BYTE, TRADE_SRC_INDEX_BYTE, DepthCommand, readF64, readKind, readSymbolId, readTsMicros, readU32,
 } from '../../schemas/records.ts';
 import { DepthWriter } from './depth-writer.ts';
-import { SierraIngest, type IngestFileSpec, type SierraIngestOptions } from './ingest.ts';
+import { nextIdleSleep, SierraIngest, type IngestFileSpec, type SierraIngestOptions } from './ingest.ts';
 import { ScidWriter } from './scid-writer.ts';
 
 const T0 = Date.UTC(2025, 10, 11, 14, 30) * 1000;
@@ -538,6 +538,20 @@ describe('daily .depth files', () => {
 });
 
 // ---- live: the real worker ------------------------------------------------------------------------
+
+describe('adaptive polling (nextIdleSleep)', () => {
+  test('quick while data came within activeMs, then doubling up to the longest interval, back to quick on data', () => {
+    const seq: number[] = [];
+    let sleep = 1;
+    for (let quiet = 0; quiet <= 1000; quiet += 10) { sleep = nextIdleSleep(sleep, 1, 250, quiet, 50); seq.push(sleep); }
+    expect(seq.slice(0, 5)).toEqual([1, 1, 1, 1, 1]); // 0-40 ms quiet: live market
+    expect(seq.slice(5, 14)).toEqual([2, 4, 8, 16, 32, 64, 128, 250, 250]);
+    expect(seq.at(-1)).toBe(250);
+    expect(nextIdleSleep(250, 1, 250, 0, 50)).toBe(1); // data again: quick at once
+    expect(nextIdleSleep(0.25, 0.25, 1, 100, 50)).toBe(0.5); // fractions
+    expect(nextIdleSleep(5, 5, 5, 100, 50)).toBe(5); // min = max: a fixed interval
+  });
+});
 
 describe('live tail in the source worker', () => {
   test('missing folders, header-only, empty and half-written files are waited for without a busy loop, then picked up', async () => {

@@ -4,8 +4,10 @@
  * Synchronous by design (file reads are sync, parking is `Atomics.wait`), so it runs in its own worker
  * thread with no async I/O pending. Per loop round, for each file: read new whole records when the
  * decoder wants input, decode into the ring; a full ring parks the thread until the consumer releases
- * slots (back-pressure: reading stops, nothing is dropped). When every file is idle the thread sleeps
- * `pollMs` (250 ms by default; file watch events do not fire on /mnt/c under WSL2).
+ * slots (back-pressure: reading stops, nothing is dropped). When every file is idle the thread sleeps:
+ * `pollMinMs` (1 ms by default) while data came within the last `activeMs`, then twice as long after each
+ * empty round up to `pollMs` (250 ms by default; file watch events do not fire on /mnt/c under WSL2). A
+ * live market is read within about a millisecond; a quiet one costs a few polls a second.
  *
  * Exactly once across worker restarts: every publish goes through an intent/commit step in a shared
  * progress table tied to the ring's write sequence (engine/ingest/progress.ts); a restarted worker resumes
@@ -73,7 +75,12 @@ export interface SierraIngestOptions {
   dataDir: string;
   /** Keep tailing (live) or stop after reading every file to its end (default true). */
   follow?: boolean;
+  /** The longest sleep between polls of idle files (default 250 ms). */
   pollMs?: number;
+  /** The sleep between polls while data is arriving (default 1 ms, at most pollMs). */
+  pollMinMs?: number;
+  /** How long after the last data the polls stay at pollMinMs before backing off (default 50 ms). */
+  activeMs?: number;
   checkpointEveryMs?: number;
   /**
    * Depth series: how often an idle (or absent) daily file looks for the next day's file by listing the folder
@@ -96,6 +103,16 @@ export interface IngestEvents {
 }
 
 const DEPTH_NAME_RE = /^(.*)\.(\d{4})-(\d{2})-(\d{2})\.depth$/;
+
+/**
+ * The ingest loop's sleep after an empty round: `minMs` while data came within the last `activeMs` (a live
+ * market is read within about `minMs`), then twice the last sleep, up to `maxMs` (a quiet one costs a few polls
+ * a second).
+ */
+export function nextIdleSleep(current: number, minMs: number, maxMs: number, quietForMs: number, activeMs: number): number {
+  if (quietForMs < activeMs) return minMs;
+  return Math.min(maxMs, Math.max(minMs, current * 2));
+}
 
 /** YYYY-MM-DD of a yyyymmdd tag. */
 function tagToDate(tag: number): string {
@@ -251,7 +268,7 @@ export class SierraIngest {
 
   constructor(opts: SierraIngestOptions, events: IngestEvents) {
     this.#o = {
-      follow: true, pollMs: 250, checkpointEveryMs: 1000, depthListEveryMs: 1000, maxChunkBytes: 4 * 1024 * 1024, durableConsumer: false, ...opts,
+      follow: true, pollMs: 250, pollMinMs: 1, activeMs: 50, checkpointEveryMs: 1000, depthListEveryMs: 1000, maxChunkBytes: 4 * 1024 * 1024, durableConsumer: false, ...opts,
     };
     this.#events = events;
     this.#w = RingWriter.attach(opts.ring);
@@ -360,6 +377,10 @@ export class SierraIngest {
 
   /** Run until the ring leaves RUNNING (or, without follow, until every file is read to its end). */
   run(): void {
+    const maxSleep = this.#o.pollMs;
+    const minSleep = Math.min(this.#o.pollMinMs, maxSleep);
+    let sleep = minSleep;
+    let lastData = performance.now();
     for (;;) {
       if (this.#w.state !== RingState.RUNNING) break;
       let progressed = false;
@@ -374,8 +395,15 @@ export class SierraIngest {
       const now = performance.now();
       if (now - this.#lastCheckpoint >= this.#o.checkpointEveryMs) this.#saveCheckpointReporting();
       if (!this.#o.follow && allDone && !full) break;
+      if (progressed || full) {
+        lastData = now;
+        sleep = minSleep;
+      }
       if (full) this.#w.waitForSpace(1, 100);
-      else if (!progressed) Atomics.wait(this.#sleepWord, 0, 0, this.#o.pollMs);
+      else if (!progressed) {
+        Atomics.wait(this.#sleepWord, 0, 0, sleep);
+        sleep = nextIdleSleep(sleep, minSleep, maxSleep, now - lastData, this.#o.activeMs);
+      }
     }
     for (const f of this.#files) {
       this.#endBadRun(f);
