@@ -571,7 +571,7 @@ export async function runMax(o: MaxOptions): Promise<MaxResult> {
     if (!fed || !journaled) o.log(`max: ingest did not finish: hot ${hotCount()}, feed ${e.feed.counters.trades}, validator ${JSON.stringify(e.validatorStats())}`);
     const v = e.validatorStats();
     const stages: StageCheck[] = [check('written (.scid files)', exp.count, exp.sum, exp)];
-    stages.push(check('validator: accepted and journaled', v.journaled ?? 0, null, exp, `quarantined ${v.quarantined}, feed dropped ${v.feedDropped}, journal commits ${v.commits} (slowest ${((v.maxCommitMicros ?? 0) / 1000).toFixed(1)} ms)`));
+    stages.push(check('validator: accepted and journaled', v.journaled ?? 0, null, exp, `quarantined ${v.quarantined}, feed dropped ${v.feedDropped}, journal commits ${v.commits} (slowest ${((v.maxCommitMicros ?? 0) / 1000).toFixed(1)} ms), waits for a full journal ${v.journalFullWaits ?? 0}`));
     const hot = totalOf(hotTotals(e, ids));
     stages.push(check('hot window', hot.count, hot.sum, exp));
     stages.push(check('feed (main thread → WebSocket hub)', e.feed.counters.trades, null, exp));
