@@ -37,7 +37,10 @@ export interface StageStatus {
   state: StageState;
   restarts: number;
   startedAt: number;
+  /** The last error the stage reported or died of; kept after it recovers (see lastErrorAt). */
   lastError: string | null;
+  /** When lastError was set (ms since the epoch; 0 = never). Before startedAt: it predates the running worker. */
+  lastErrorAt: number;
   lastStats: Record<string, number>;
   sourceErrors: number;
 }
@@ -88,7 +91,7 @@ export class Supervisor extends EventEmitter {
     if (this.#stages.some((s) => s.spec.name === spec.name)) throw engineError('ENGINE_ERR_INVALID_ARG', `stage ${spec.name} already exists`);
     this.#stages.push({
       spec, worker: null, stopped: null, resolveStopped: null,
-      status: { name: spec.name, state: 'starting', restarts: 0, startedAt: 0, lastError: null, lastStats: {}, sourceErrors: 0 },
+      status: { name: spec.name, state: 'starting', restarts: 0, startedAt: 0, lastError: null, lastErrorAt: 0, lastStats: {}, sourceErrors: 0 },
     });
   }
 
@@ -135,7 +138,7 @@ export class Supervisor extends EventEmitter {
     st.status.restarts++;
     await this.#spawn(st).then(
       () => { this.emit('stage-restarted', name, st.status.restarts); },
-      (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
+      (err: unknown) => { this.#setError(st, (err as Error).message); this.#restartLater(st, -1); },
     );
   }
 
@@ -159,7 +162,7 @@ export class Supervisor extends EventEmitter {
         if (m.code === 'READY' && !ready) { ready = true; clearTimeout(timer); resolve(); }
       });
       w.on('error', (err) => {
-        st.status.lastError = err.message;
+        this.#setError(st, err.message);
         this.emit('stage-error', spec.name, err);
         if (!ready) { clearTimeout(timer); reject(err); }
       });
@@ -179,6 +182,11 @@ export class Supervisor extends EventEmitter {
     });
   }
 
+  #setError(st: Stage, text: string): void {
+    st.status.lastError = text;
+    st.status.lastErrorAt = Date.now();
+  }
+
   #restartLater(st: Stage, code: number): void {
     const { spec } = st;
     if (st.manualRestart) {
@@ -187,7 +195,7 @@ export class Supervisor extends EventEmitter {
       st.status.restarts++;
       this.#spawn(st).then(
         () => this.emit('stage-restarted', spec.name, st.status.restarts),
-        (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
+        (err: unknown) => { this.#setError(st, (err as Error).message); this.#restartLater(st, -1); },
       );
       return;
     }
@@ -206,7 +214,7 @@ export class Supervisor extends EventEmitter {
       if (this.#closing) { st.status.state = 'stopped'; return; }
       this.#spawn(st).then(
         () => this.emit('stage-restarted', spec.name, st.status.restarts),
-        (err: unknown) => { st.status.lastError = (err as Error).message; this.#restartLater(st, -1); },
+        (err: unknown) => { this.#setError(st, (err as Error).message); this.#restartLater(st, -1); },
       );
     }, delay);
     t.unref();
@@ -227,7 +235,7 @@ export class Supervisor extends EventEmitter {
       case 'SOURCE_ERROR': {
         st.status.sourceErrors++;
         const err: EngineError = fromWire(m.error);
-        st.status.lastError = `${err.code}: ${err.message}`;
+        this.#setError(st, `${err.code}: ${err.message}`);
         this.emit('source-error', m.name, err);
         break;
       }
@@ -246,7 +254,7 @@ export class Supervisor extends EventEmitter {
       case 'FATAL': {
         const err = fromWire(m.error);
         st.fatal = err;
-        st.status.lastError = `${err.code}: ${err.message}`;
+        this.#setError(st, `${err.code}: ${err.message}`);
         this.emit('stage-error', m.name, err);
         break;
       }
@@ -281,7 +289,7 @@ export class Supervisor extends EventEmitter {
         ]);
         clearTimeout(timer);
         if (timedOut && st.worker) {
-          st.status.lastError = `did not stop within ${timeoutMs} ms; terminated`;
+          this.#setError(st, `did not stop within ${timeoutMs} ms; terminated`);
           await st.worker.terminate();
         }
         for (const ring of st.spec.outputs ?? []) setRingState(ring, RingState.STOPPED);

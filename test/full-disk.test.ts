@@ -280,6 +280,11 @@ describe('engine on a full disk', () => {
       resizeTmpfs(data, 64 << 20);
       await engine.supervisor.restart(VALIDATOR_STAGE); // the panel's admin action
       await waitSettled(engine, 90_000);
+      // the ENOSPC is kept, dated before the worker now running (the panel shows it as "before the last restart")
+      const after = validatorStatus(engine);
+      expect(after.lastError).toContain('ENOSPC');
+      expect(after.lastErrorAt).toBeGreaterThan(0);
+      expect(after.lastErrorAt).toBeLessThanOrEqual(after.startedAt);
     } finally {
       await engine.close();
     }

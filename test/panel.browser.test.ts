@@ -308,7 +308,13 @@ describe('status panel in headless Chromium', () => {
         if (rc.aborted) return;
         inflight--;
         if (failing) sendError(res, rc, new ApiError(503, 'NOT_READY', 'engine down'));
-        else sendJson(res, rc, 200, { ...engine.status(), ...extra });
+        else {
+          // two stages with an error: sierra-scid's predates its running worker (recovered), sierra-depth's is current
+          const st = engine.status();
+          const stages = (st.stages as Array<{ name: string }>).map((x) => (x.name === 'sierra-scid' ? { ...x, state: 'running', lastError: 'ENGINE_ERR_WORKER: boom', lastErrorAt: now - 60_000, startedAt: now - 30_000 }
+            : x.name === 'sierra-depth' ? { ...x, state: 'running', lastError: 'ENGINE_ERR_SOURCE: bad record', lastErrorAt: now - 1_000, startedAt: now - 30_000 } : x));
+          sendJson(res, rc, 200, { ...st, ...extra, stages });
+        }
       };
       if (delayMs > 0) setTimeout(answer, delayMs); else answer();
     });
@@ -327,6 +333,8 @@ describe('status panel in headless Chromium', () => {
       expect(await card('redis')).toBe('reconnecting');
       expect(await p.locator('#card-redis.warn').count()).toBe(1);
       expect(await card('api')).toBe('—');
+      expect(await p.locator('tr[data-service="sierra-scid"] .errtext').textContent()).toBe('before the last restart: ENGINE_ERR_WORKER: boom');
+      expect(await p.locator('tr[data-service="sierra-depth"] .errtext').textContent()).toBe('ENGINE_ERR_SOURCE: bad record');
       expect(await p.locator('#card-x-fancyNewThing dd').first().textContent()).toBe('7');
       const t0 = total;
       await p.waitForTimeout(2000);

@@ -421,8 +421,11 @@
       if (restarts) bits.push(restarts + (restarts === 1 ? ' restart' : ' restarts'));
       if (c && num(c.gaps)) bits.push(compact(c.gaps) + ' gaps');
       r.errCount.textContent = bits.join(' · ');
-      r.errText.textContent = s.lastError ?? '';
-      r.errText.title = s.lastError ?? '';
+      // an error from before the worker now running (it recovered) is shown as such, not as a current one
+      const before = s.lastError && s.state === 'running' && num(s.lastErrorAt) !== null && num(s.startedAt) !== null && s.lastErrorAt < s.startedAt;
+      const errLine = s.lastError ? (before ? 'before the last restart: ' : '') + s.lastError : '';
+      r.errText.textContent = errLine;
+      r.errText.title = errLine;
       r.btn.hidden = !hasKey || !stages.has(name);
     }
   }
