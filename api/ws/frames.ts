@@ -1,36 +1,20 @@
 /**
  * Frame builders of the WebSocket hub besides the binary ones: the JSON forms of tick batches, book and GEX
  * frames, bars, errors. The JSON tick batches the hub sends come from `TickBatchJsonWriter` (bytes into a
- * reused buffer, no garbage per tick); everything else here allocates (cold paths, and `tickBatchJson`, the
- * string form the writer is tested against). Binary tick batches are `WireEncoder.encodeTickBatch`.
+ * reused buffer, no garbage per tick); everything else here allocates (cold paths, and `tickBatchJsonReference`,
+ * the WireTick objects + frameToJson form the writer is tested against). Binary tick batches are
+ * `WireEncoder.encodeTickBatch`.
  */
 import { barFrameJson, frameToJson, sideName, type TickColumns, type WireBar, type WireBookLevel, type WireFrame, type WireGexSnapshot, type WireTick } from '../../schemas/wire.ts';
 import type { BookSnapshotBuffers } from '../../engine/book/order-book.ts';
 
-/** A JSON number as JSON.stringify writes it (NaN and ±Infinity: null). */
-function num(x: number): string {
-  return Number.isFinite(x) ? String(x) : 'null';
-}
-
 /**
- * JSON form (schemas/wire.ts frameToJson) of a TickBatch taken from columns [start, start+count): the exact
- * text `frameToJson` gives for the same frame (same key order, same number formatting; a test compares the
- * two), built as one string without a WireTick object per tick (about 3x faster at 10-tick batches).
- */
-export function tickBatchJson(channel: string, frameTsMicros: number, symbol: string, source: string, cols: TickColumns, start: number, count: number): string {
-  let out = `{"channel":${JSON.stringify(channel)},"tsMicros":${num(frameTsMicros)},"payload":{"type":"tickBatch","symbol":${JSON.stringify(symbol)},"source":${JSON.stringify(source)},"firstSeq":${count > 0 ? cols.seq[start]! : 0},"ticks":[`;
-  for (let k = 0; k < count; k++) {
-    const i = start + k;
-    out += `${k === 0 ? '' : ','}{"symbolId":${cols.symbolId[i]!},"seq":${cols.seq[i]!},"tsMicros":${num(cols.tsMicros[i]!)},"price":${num(cols.price[i]!)},"bid":${num(cols.bid[i]!)},"ask":${num(cols.ask[i]!)},"size":${cols.size[i]!},"bidSize":${cols.bidSize[i]!},"askSize":${cols.askSize[i]!},"side":"${sideName(cols.side[i]!)}","flags":${cols.flags[i]!}}`;
-  }
-  return `${out}]}}`;
-}
-
-/**
- * `tickBatchJson` written as UTF-8 bytes into one reused buffer: no string per number, per tick or per
- * frame, so the hub's JSON fan-out makes next to no garbage (the string form made about 0.9 KB of garbage
- * per tick and most of the main thread's minor GCs; bench/RESULTS.md). The bytes are the string form's,
- * byte for byte (a property test compares them over random columns and awkward numbers).
+ * The JSON form (schemas/wire.ts frameToJson) of a TickBatch taken from columns [start, start+count), written
+ * as UTF-8 bytes into one reused buffer: no string per number, per tick or per frame, so the hub's JSON
+ * fan-out makes next to no garbage (the template-string form it replaced made about 0.9 KB of garbage per tick
+ * and most of the main thread's minor GCs; it stays in bench/wire.bench.ts as the baseline). The bytes are
+ * frameToJson's, byte for byte (property tests against `tickBatchJsonReference` over random columns and
+ * awkward numbers).
  *
  * `write` returns a view of the writer's buffer, valid until the next `write`: send it (uWS copies) before
  * writing the next frame.
@@ -201,7 +185,7 @@ function putNum(buf: Uint8Array, p: number, x: number): number {
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const POW10 = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000];
 
-/** tickBatchJson through WireTick objects and frameToJson: the reference the fast form is tested against. */
+/** A TickBatch through WireTick objects and frameToJson: the reference TickBatchJsonWriter is tested against. */
 export function tickBatchJsonReference(channel: string, frameTsMicros: number, symbol: string, source: string, cols: TickColumns, start: number, count: number): string {
   const ticks = new Array<WireTick>(count);
   for (let k = 0; k < count; k++) {
