@@ -78,7 +78,6 @@ interface WsFleet {
   /** start of the measured window, Unix µs */
   from(micros: number): void;
   stop(): Promise<{ latency: LatencySummary; latencyAll: LatencySummary; clients: WsClientTotals[]; errors: string[]; utilization: number }>;
-  kill(): Promise<void>;
 }
 
 export interface PacedResult {
@@ -361,23 +360,22 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
     const latestW = observer({ mode: 'latest', symbols: symIds, latest: e.latest.buffer });
     const nBin = o.wsFormat === 'binary' ? o.clients : o.wsFormat === 'json' ? 0 : Math.ceil(o.clients / 2);
     const nJson = o.clients - nBin;
-    const wsUrl = (format: 'json' | 'binary'): string => `ws://127.0.0.1:${e.port}/ws?format=${format}&token=${encodeURIComponent(key)}`;
+    const wsPath = (format: 'json' | 'binary'): string => `/ws?format=${format}&token=${encodeURIComponent(key)}`;
     const stopAndCollect = async (w: Worker): Promise<ObserverDone> => {
       const p = message<ObserverDone>(w, 'observer-done', 30_000);
       w.postMessage({ type: 'stop' });
       return p;
     };
     const jsFleet = (format: 'json' | 'binary', clients: number): WsFleet => {
-      const w = observer({ mode: 'ws', symbols: symIds, url: wsUrl(format), format, clients });
-      return { ready: message(w, 'observer-ready', 60_000), from: () => undefined, stop: () => stopAndCollect(w), kill: async () => { await w.terminate(); } };
+      const w = observer({ mode: 'ws', symbols: symIds, url: `ws://127.0.0.1:${e.port}${wsPath(format)}`, format, clients });
+      return { ready: message(w, 'observer-ready', 60_000), from: () => undefined, stop: () => stopAndCollect(w) }; // terminated with the other workers
     };
     let nativeWall0 = 0;
     const nativeFleet = (bin: string, format: 'json' | 'binary', clients: number): WsFleet => {
-      const path = `/ws?format=${format}&token=${encodeURIComponent(key)}`;
-      const f = startNativeClients(bin, e.port, path, clients, symIds);
-      nativeClients.push(f);
+      const f = startNativeClients(bin, e.port, wsPath(format), clients, symIds);
+      nativeClients.push(f); // killed in the finally below
       return {
-        ready: f.ready, from: (us) => f.from(us), kill: () => f.kill(),
+        ready: f.ready, from: (us) => f.from(us),
         stop: async () => { const r = await f.stop(); return { ...r, utilization: r.cpuMicros / 1000 / Math.max(1, performance.now() - nativeWall0) }; },
       };
     };
